@@ -18,6 +18,11 @@ while let a = args.popFirst() {
     }
 }
 
+func ms(_ v: Double) -> String {
+    let tenths = Int((v * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)"
+}
+
 func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -28,9 +33,9 @@ var times: [Double] = []
 for run in 1...max(1, runs) {
     let t0 = now()
     let index = try ProcessIndex.build(threads: threads)
-    let ms = now() - t0
-    times.append(ms)
-    print("run \(run): \(String(format: "%.1f", ms)) ms, \(index.socketCount) sockets, \(index.entryCount) entries, \(index.descriptorsRead) fds, \(index.processesScanned) processes")
+    let elapsed = now() - t0
+    times.append(elapsed)
+    print("run \(run): \(ms(elapsed)) ms, \(index.socketCount) sockets, \(index.entryCount) entries, \(index.descriptorsRead) fds, \(index.processesScanned) processes")
 }
 times.sort()
-print("procindex threads=\(threads) best_ms=\(String(format: "%.1f", times[0])) median_ms=\(String(format: "%.1f", times[times.count / 2]))")
+print("procindex threads=\(threads) best_ms=\(ms(times[0])) median_ms=\(ms(times[times.count / 2]))")

@@ -23,7 +23,7 @@ extension NamespaceResolver {
     ///
     /// One fstatat(2) per process; processes that exit meanwhile are skipped.
     public func discover(includeThreads: Bool = false) throws -> NamespaceDiscovery {
-        let (selfStat, selfErr) = NSFS.stat(procRoot + "/self/ns/net")
+        let (selfStat, selfErr) = NSFS.statPath(procRoot + "/self/ns/net")
         guard let selfStat else {
             if selfErr == ENOENT {
                 throw NamespaceError(.unsupported, "\(procRoot)/self/ns/net does not exist: the kernel lacks network namespaces or /proc is not mounted", errno: selfErr)
@@ -72,7 +72,7 @@ extension NamespaceResolver {
                 }
             }
         }
-        if host == nil { host = hostIdentity() }
+        if host == nil { host = hostIdentity(nsfsDevice: nsfsDevice) }
         return NamespaceDiscovery(namespaces: found.result(host: host), inaccessibleProcesses: inaccessible)
     }
 

@@ -41,7 +41,7 @@ public struct NamespaceResolver: Sendable {
             throw NamespaceError(.invalidSpec, "'\(spec)' is not a network namespace name")
         }
         let path = netnsDirectory + "/" + spec
-        let (st, err) = NSFS.stat(path)
+        let (st, err) = NSFS.statPath(path)
         if st == nil {
             if err == ENOENT || err == ENOTDIR {
                 throw NamespaceError(.notFound, "no network namespace named '\(spec)' (looked in \(netnsDirectory))", errno: err)
@@ -61,10 +61,10 @@ public struct NamespaceResolver: Sendable {
             throw NamespaceError(.notFound, "no process with pid \(spec)")
         }
         let dir = "\(procRoot)/\(pid)"
-        let (st, err) = NSFS.stat(dir)
+        let (st, err) = NSFS.statPath(dir)
         if st == nil {
             var hint = ""
-            if NSFS.stat(netnsDirectory + "/" + spec).0 != nil {
+            if NSFS.statPath(netnsDirectory + "/" + spec).0 != nil {
                 hint = " (for the namespace named '\(spec)' give \(netnsDirectory)/\(spec))"
             }
             if err == ENOENT || err == ESRCH {
@@ -96,9 +96,14 @@ public struct NamespaceResolver: Sendable {
         return NetworkNamespace(identity: identity, name: name, paths: paths, isHost: identity == hostIdentity())
     }
 
-    /// Identity of PID 1's network namespace; nil when it cannot be read (not root).
-    func hostIdentity() -> NamespaceIdentity? {
-        NSFS.stat(procRoot + "/1/ns/net").0.map(NamespaceIdentity.init)
+    /// Identity of the host's (initial) network namespace: PID 1's when /proc/1/ns/net can be read;
+    /// otherwise, on kernels that give the initial namespace the fixed inode NET_NS_INIT_INO
+    /// (Linux 6.18+), that inode on nsfs. nil when neither works.
+    func hostIdentity(nsfsDevice: UInt64? = nil) -> NamespaceIdentity? {
+        if let st = NSFS.statPath(procRoot + "/1/ns/net").0 { return NamespaceIdentity(st) }
+        let device = nsfsDevice ?? NSFS.statPath(procRoot + "/self/ns/net").0.map { UInt64($0.st_dev) }
+        guard let device else { return nil }
+        return NamespaceIdentity(device: device, inode: UInt64(sockctl_NET_NS_INIT_INO))
     }
 }
 

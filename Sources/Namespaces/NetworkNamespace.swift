@@ -41,7 +41,8 @@ public struct NetworkNamespace: Hashable, Sendable, CustomStringConvertible {
     /// Paths that referred to it when it was found: /run/netns/NAME first, then other bind mounts,
     /// then /proc/PID/ns/net of a few processes inside it.
     public let paths: [String]
-    /// True for the namespace of PID 1 (the host's, seen from our pid namespace).
+    /// True for the host's initial namespace: PID 1's, or when /proc/1 cannot be read, the one with
+    /// the kernel's fixed NET_NS_INIT_INO inode (Linux 6.18+).
     public let isHost: Bool
 
     public init(identity: NamespaceIdentity, name: String?, paths: [String], isHost: Bool) {
@@ -97,8 +98,8 @@ public struct NetworkNamespace: Hashable, Sendable, CustomStringConvertible {
     public static func current() throws -> NetworkNamespace {
         let processPath = "/proc/\(getpid())/ns/net"
         let threadPath = "/proc/\(getpid())/task/\(sockctl_gettid())/ns/net"
-        let (mine, _) = NSFS.stat("/proc/thread-self/ns/net")
-        let (process, _) = NSFS.stat(processPath)
+        let (mine, _) = NSFS.statPath("/proc/thread-self/ns/net")
+        let (process, _) = NSFS.statPath(processPath)
         if let mine, let process, NamespaceIdentity(mine) == NamespaceIdentity(process) {
             return try NamespaceResolver().namespace(atPath: processPath)
         }
@@ -109,9 +110,9 @@ public struct NetworkNamespace: Hashable, Sendable, CustomStringConvertible {
 /// Low-level helpers shared by the resolver and discovery.
 enum NSFS {
     /// stat(2) following links; nil with errno on failure.
-    static func stat(_ path: String) -> (stat?, Int32) {
+    static func statPath(_ path: String) -> (stat?, Int32) {
         var st = Glibc.stat()
-        if Glibc.stat(path, &st) == 0 { return (st, 0) }
+        if stat(path, &st) == 0 { return (st, 0) }
         return (nil, Glibc.errno)
     }
 
@@ -126,13 +127,13 @@ enum NSFS {
             }
             throw NamespaceError.syscall("open", path: path, errno: err)
         }
-        var fs = statfs()
-        if fstatfs(fd, &fs) != 0 {
+        let fsType = sockctl_fstatfs_type(fd)
+        if fsType == -1 {
             let err = Glibc.errno
             close(fd)
             throw NamespaceError.syscall("fstatfs", path: path, errno: err)
         }
-        if Int(fs.f_type) != sockctl_NSFS_MAGIC {
+        if fsType != sockctl_NSFS_MAGIC {
             close(fd)
             throw NamespaceError(.notANetworkNamespace, "'\(path)' is not a network namespace file (not on nsfs)")
         }
@@ -182,7 +183,7 @@ enum NSFS {
                 String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
             }
             if name == "." || name == ".." { continue }
-            let (st, _) = stat(dir + "/" + name)
+            let (st, _) = statPath(dir + "/" + name)
             guard let st, UInt64(st.st_dev) == nsfsDevice else { continue }
             // A bind mount of another namespace type under /run/netns is not ours to list.
             guard let (fd, _) = try? openNetNS(dir + "/" + name) else { continue }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinuxUAPI
 
 /// A plain POSIX thread running one closure, then exiting. Used so that setns(2) never touches a
 /// thread owned by Swift concurrency or Dispatch.
@@ -19,7 +20,7 @@ struct Thread {
         var id = pthread_t()
         let rc = pthread_create(&id, nil, { raw in
             let work = Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue()
-            _ = pthread_setname_np(pthread_self(), "sockctl-netns")
+            sockctl_set_thread_name("sockctl-netns")
             work.body()
             return nil
         }, work)
