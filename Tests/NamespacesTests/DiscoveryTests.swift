@@ -1,3 +1,4 @@
+import CLinuxUAPI
 import Foundation
 import Testing
 @testable import Namespaces
@@ -163,5 +164,36 @@ func unnamedNamespaceHolder() throws -> Child {
         ns.close()
         let e = #expect(throws: NamespaceError.self) { try resolved.open() }
         #expect(e?.kind == .vanished)
+    }
+}
+
+@Suite("Namespace discovery, threads") struct DiscoveryThreadTests {
+    @Test("a namespace only one thread has entered is found with includeThreads, via its task path")
+    func threadOnlyNamespace() async throws {
+        // Hold a namespace through a runner thread only: resolve it, delete its name, keep the thread in it.
+        let ns = TestNamespace()
+        let target = try NetworkNamespace.resolve(ns.name)
+        let ino = ns.inode
+        let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var tid: Int32 = 0
+        let holder = Task.detached {
+            try NamespaceRunner.run(in: target) {
+                tid = sockctl_gettid()
+                entered.signal()
+                release.wait()  // blocks until the test is done looking
+            }
+        }
+        entered.wait()
+        ns.close()  // now only the thread holds it
+
+        let without = try NetworkNamespace.discoverAll().filter { $0.inode == ino }
+        let with = try NetworkNamespace.discoverAll(includeThreads: true).filter { $0.inode == ino }
+        release.signal()
+        try await holder.value
+
+        #expect(without.isEmpty)
+        #expect(with.count == 1)
+        #expect(with.first?.paths == ["/proc/\(getpid())/task/\(tid)/ns/net"])
+        #expect(with.first?.label == "ino:\(ino)")
     }
 }
