@@ -1,4 +1,5 @@
-// Times ProcessIndex.build() on this host: `sockctl-bench-procindex [--threads N] [--runs R]`.
+// Times ProcessIndex.build() on this host: `sockctl-bench-procindex [--threads N] [--runs R]`;
+// with --discover, NetworkNamespace.discoverAll() instead.
 // Prints one line per run and a summary: best and median milliseconds, sockets and descriptors seen.
 #if canImport(Glibc)
 import Glibc
@@ -7,13 +8,15 @@ import Namespaces
 
 var threads = 1
 var runs = 5
+var discover = false
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "--threads": threads = Int(args.popFirst() ?? "") ?? 1
     case "--runs": runs = Int(args.popFirst() ?? "") ?? 5
+    case "--discover": discover = true
     default:
-        fputs("usage: sockctl-bench-procindex [--threads N] [--runs R]\n", stderr)
+        fputs("usage: sockctl-bench-procindex [--threads N] [--runs R] [--discover]\n", stderr)
         exit(2)
     }
 }
@@ -30,6 +33,19 @@ func now() -> Double {
 }
 
 var times: [Double] = []
+if discover {
+    // Times NetworkNamespace.discoverAll() instead (the --all-netns scan).
+    for run in 1...max(1, runs) {
+        let t0 = now()
+        let found = try NetworkNamespace.discoverAll()
+        let elapsed = now() - t0
+        times.append(elapsed)
+        print("run \(run): \(ms(elapsed)) ms, \(found.count) namespaces")
+    }
+    times.sort()
+    print("discover best_ms=\(ms(times[0])) median_ms=\(ms(times[times.count / 2]))")
+    exit(0)
+}
 for run in 1...max(1, runs) {
     let t0 = now()
     let index = try ProcessIndex.build(threads: threads)

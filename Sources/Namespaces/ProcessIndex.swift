@@ -263,3 +263,44 @@ private func appendASCII(_ suffix: StaticString, to p: UnsafeMutablePointer<CCha
     for i in 0..<suffix.utf8CodeUnitCount { p[at + i] = CChar(bitPattern: s[i]) }
     p[at + suffix.utf8CodeUnitCount] = 0
 }
+
+/// A `ProcessIndex` being built on a thread of its own (`ProcessIndex.start`), so the /proc scan
+/// can overlap with other work, e.g. opening the first namespace's dump; `wait()` joins it.
+public final class PendingProcessIndex: @unchecked Sendable {
+    private let lock = Mutex()
+    private let done = Condition()
+    private var thread: Thread?
+    private var result: Result<ProcessIndex, Error>?
+
+    fileprivate init(wanted: Set<UInt64>?, threads: Int, procRoot: String) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        thread = try Thread.start { [self] in
+            let built = Result { try ProcessIndex.build(wanted: wanted, threads: threads, procRoot: procRoot) }
+            lock.lock()
+            result = built
+            done.broadcast()
+            lock.unlock()
+        }
+    }
+
+    /// Waits for the scan to end and returns the index (or its error). Safe to call more than once
+    /// and from several threads; the scanning thread is joined once.
+    public func wait() throws -> ProcessIndex {
+        lock.lock()
+        while result == nil { done.wait(lock) }
+        let joining = thread
+        thread = nil
+        let built = result!
+        lock.unlock()
+        joining?.join()
+        return try built.get()
+    }
+}
+
+extension ProcessIndex {
+    /// Starts `build` on a dedicated thread and returns at once.
+    public static func start(wanted: Set<UInt64>? = nil, threads: Int = 1, procRoot: String = "/proc") throws -> PendingProcessIndex {
+        try PendingProcessIndex(wanted: wanted, threads: threads, procRoot: procRoot)
+    }
+}

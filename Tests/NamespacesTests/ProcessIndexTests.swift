@@ -39,6 +39,12 @@ import Testing
         #expect(some.owners(of: inoB) == [SocketOwner(pid: pid, comm: "sockctl-t-idx", fd: fdB)])
         #expect(some.owners(of: inoA).isEmpty, "inodes not asked for are not stored")
         #expect(some.socketCount == 1)
+
+        let pending = try ProcessIndex.start(wanted: [inoA, inoL], threads: threads)
+        let started = try pending.wait()
+        #expect(started.owners(of: inoL) == [SocketOwner(pid: pid, comm: "sockctl-t-idx", fd: fdL)])
+        #expect(started.owners(of: inoA).count == 2)
+        #expect(try pending.wait().entryCount == started.entryCount, "wait() may be called again")
     }
 
     @Test("an inode nobody holds has no owners")
