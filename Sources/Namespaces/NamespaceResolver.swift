@@ -56,6 +56,18 @@ public struct NamespaceResolver: Sendable {
         }
     }
 
+    /// Resolves repeated `--netns` arguments in order, dropping later ones that name a namespace
+    /// already listed (by name, path and pid alike). The first error is thrown.
+    public func resolveAll(_ specs: [String]) throws -> [NetworkNamespace] {
+        var seen = Set<NamespaceIdentity>()
+        var out: [NetworkNamespace] = []
+        for spec in specs {
+            let ns = try resolve(spec)
+            if seen.insert(ns.identity).inserted { out.append(ns) }
+        }
+        return out
+    }
+
     private func resolvePID(_ spec: String) throws -> NetworkNamespace {
         guard let pid = Int32(spec), pid > 0 else {
             throw NamespaceError(.notFound, "no process with pid \(spec)")

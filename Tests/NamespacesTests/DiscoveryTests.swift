@@ -98,6 +98,9 @@ func unnamedNamespaceHolder() throws -> Child {
         }
         #expect(byPID.paths.contains("/proc/\(inside.pid)/ns/net"))
 
+        let all = try NamespaceResolver().resolveAll([ns.name, ns.path, String(inside.pid), String(getpid())])
+        #expect(all.map(\.inode) == [ns.inode, statInode("/proc/self/ns/net")], "repeats of one namespace collapse")
+
         let mine = try NetworkNamespace.resolve(String(getpid()))
         #expect(mine.inode == statInode("/proc/self/ns/net"))
         #expect(mine.isHost == (mine.inode == hostNamespaceInode()))

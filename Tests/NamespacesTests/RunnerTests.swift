@@ -35,9 +35,14 @@ func listenLoopback() throws -> (Int32, UInt16) {
         let callerTID = sockctl_gettid()
         let callerNS = threadNamespaceInode()
 
-        let (inode, tid) = try NamespaceRunner.run(in: target) { (threadNamespaceInode(), sockctl_gettid()) }
+        let (inode, tid, current) = try NamespaceRunner.run(in: target) {
+            (threadNamespaceInode(), sockctl_gettid(), try NetworkNamespace.current())
+        }
 
         #expect(inode == ns.inode)
+        #expect(current.inode == ns.inode)
+        #expect(current.label == ns.name, "current() is labelled by its /run/netns name")
+        #expect(try NetworkNamespace.current().inode == callerNS)
         #expect(tid != callerTID)
         #expect(threadNamespaceInode() == callerNS, "the caller's thread did not move")
         #expect(access("/proc/self/task/\(tid)", F_OK) != 0, "the namespaced thread exited")
