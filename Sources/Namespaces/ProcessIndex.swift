@@ -80,7 +80,7 @@ public struct ProcessIndex: Sendable {
             defer { for t in started { t.join() } }
             for w in 0..<workers {
                 let slot = base + w
-                started.append(try Thread.start {
+                started.append(try Thread.start(name: "sockctl-procidx") {
                     var part = Partial(wanted: wanted)
                     part.scan(procFD: procFD, pids: pidList[...], next: cursor)
                     slot.pointee = part
@@ -275,7 +275,7 @@ public final class PendingProcessIndex: @unchecked Sendable {
     fileprivate init(wanted: Set<UInt64>?, threads: Int, procRoot: String) throws {
         lock.lock()
         defer { lock.unlock() }
-        thread = try Thread.start { [self] in
+        thread = try Thread.start(name: "sockctl-procidx") { [self] in
             let built = Result { try ProcessIndex.build(wanted: wanted, threads: threads, procRoot: procRoot) }
             lock.lock()
             result = built

@@ -9,18 +9,22 @@ struct Thread {
     private let id: pthread_t
 
     private final class Work {
+        let name: String
         let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
+        init(name: String, _ body: @escaping () -> Void) {
+            self.name = name
+            self.body = body
+        }
     }
 
     /// Starts a thread running `body`; throws `.system` when pthread_create(3) fails (EAGAIN: the
     /// thread or memory limit).
-    static func start(_ body: @escaping () -> Void) throws -> Thread {
-        let work = Unmanaged.passRetained(Work(body)).toOpaque()
+    static func start(name: String = "sockctl-netns", _ body: @escaping () -> Void) throws -> Thread {
+        let work = Unmanaged.passRetained(Work(name: name, body)).toOpaque()
         var id = pthread_t()
         let rc = pthread_create(&id, nil, { raw in
             let work = Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue()
-            sockctl_set_thread_name("sockctl-netns")
+            sockctl_set_thread_name(work.name)
             work.body()
             return nil
         }, work)
