@@ -54,4 +54,7 @@ for run in 1...max(1, runs) {
     print("run \(run): \(ms(elapsed)) ms, \(index.socketCount) sockets, \(index.entryCount) entries, \(index.descriptorsRead) fds, \(index.processesScanned) processes")
 }
 times.sort()
+var usage = rusage()
+getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+print("peak RSS \(usage.ru_maxrss / 1024) MB")
 print("procindex threads=\(threads) best_ms=\(ms(times[0])) median_ms=\(ms(times[times.count / 2]))")

@@ -67,6 +67,11 @@ func unnamedNamespaceHolder() throws -> Child {
         #expect(hits.count == 1)
         #expect(hits.first?.path == target, "the bind mount is preferred over /proc paths")
         #expect(hits.first?.label == "ino:\(ino)")
+
+        let resolved = try NetworkNamespace.resolve(target)
+        #expect(resolved.inode == ino)
+        #expect(resolved.path == target)
+        #expect(try NamespaceRunner.run(in: resolved) { threadNamespaceInode() } == ino)
     }
 
     @Test("mountinfo octal escapes are decoded")

@@ -86,7 +86,11 @@ func listenLoopback() throws -> (Int32, UInt16) {
         let perNamespace = 40
 
         var events: [(UInt64, String)] = []
+        let gauge = Mutex()
+        nonisolated(unsafe) var running = 0, maxRunning = 0, tids: Set<Int32> = []
         try NamespaceRunner.stream(targets, parallelism: 2, bufferLimit: 8, produce: { ns, emit in
+            gauge.lock(); running += 1; maxRunning = max(maxRunning, running); tids.insert(sockctl_gettid()); gauge.unlock()
+            defer { gauge.lock(); running -= 1; gauge.unlock() }
             for i in 0..<perNamespace {
                 if i % 10 == 0 { usleep(UInt32.random(in: 0..<2000)) }
                 try emit((threadNamespaceInode(), i))
@@ -109,6 +113,8 @@ func listenLoopback() throws -> (Int32, UInt16) {
         }
         #expect(events.map(\.0) == expected.map(\.0))
         #expect(events.map(\.1) == expected.map(\.1))
+        #expect(maxRunning <= 2, "at most `parallelism` namespaces at once")
+        #expect(tids.count == 3, "a fresh thread for each namespace that could be entered")
         targets.removeAll()
     }
 
