@@ -48,6 +48,11 @@ func unnamedNamespaceHolder() throws -> Child {
         #expect(hosts.count == 1)
         #expect(hosts.first?.inode == hostIno)
         #expect(all.first?.isHost == true, "the host's namespace is listed first")
+
+        // Each of the three can be entered through the paths discovery recorded.
+        let three = all.filter { $0.isHost || $0.inode == named.inode || $0.inode == unnamedIno }
+        let inside = NamespaceRunner.map(three) { _ in threadNamespaceInode() }
+        #expect(try inside.map { try $0.get() } == three.map(\.inode))
     }
 
     @Test("a bind mount of an unnamed namespace is found and opens through the mount")
