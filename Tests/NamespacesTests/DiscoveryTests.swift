@@ -210,3 +210,35 @@ func unnamedNamespaceHolder() throws -> Child {
         #expect(with.first?.label == "ino:\(ino)")
     }
 }
+
+@Suite("Named namespaces directory") struct NetnsDirectoryTests {
+    @Test("one namespace under two names: labelled by the first in byte order, listed once")
+    func twoNames() throws {
+        let unnamed = try unnamedNamespaceHolder()
+        defer { unnamed.stop() }
+        let dir = NSTemporaryDirectory() + uniqueName("netnsdir")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for name in ["zeta", "alpha"] {
+            _ = FileManager.default.createFile(atPath: dir + "/" + name, contents: nil)
+            sh("mount", "--bind", "/proc/\(unnamed.pid)/ns/net", dir + "/" + name)
+        }
+        defer { for name in ["zeta", "alpha"] { sh("umount", dir + "/" + name) } }
+        _ = FileManager.default.createFile(atPath: dir + "/stale", contents: nil)  // what `ip netns` leaves behind
+
+        let resolver = NamespaceResolver(netnsDirectory: dir)
+        let byZeta = try resolver.resolve("zeta")
+        #expect(byZeta.label == "alpha")
+        #expect(byZeta.paths.first == dir + "/alpha")
+
+        let ino = statInode("/proc/\(unnamed.pid)/ns/net")
+        let hits = try resolver.discover().namespaces.filter { $0.inode == ino }
+        #expect(hits.count == 1)
+        #expect(hits.first?.label == "alpha")
+        #expect(Array(hits.first?.paths.prefix(2) ?? []) == [dir + "/alpha", dir + "/zeta"])
+
+        let e = #expect(throws: NamespaceError.self) { try resolver.resolve("stale") }
+        #expect(e?.kind == .notFound)
+        #expect(e?.description == "no network namespace named 'stale' (\(dir)/stale exists but no namespace is mounted on it)")
+    }
+}
