@@ -185,6 +185,9 @@ private final class StreamState<Item>: @unchecked Sendable {
     private var slots: [Slot]
     private let limit: Int
     private var cancelled = false
+    // Wake-ups only when someone sleeps: a futex wake per item would dominate the handoff cost.
+    private var consumerWaiting = false
+    private var producersWaiting = 0
     private let lock = Mutex()
     private let ready = Condition()
     private let space = Condition()
@@ -197,16 +200,20 @@ private final class StreamState<Item>: @unchecked Sendable {
     func push(_ item: Item, slot i: Int) throws {
         lock.lock()
         defer { lock.unlock() }
-        while slots[i].items.count >= limit && !cancelled { space.wait(lock) }
+        while slots[i].items.count >= limit && !cancelled {
+            producersWaiting += 1
+            space.wait(lock)
+            producersWaiting -= 1
+        }
         if cancelled { throw NamespaceError(.cancelled, "stopped by the caller") }
         slots[i].items.append(item)
-        ready.broadcast()
+        if consumerWaiting { ready.broadcast() }
     }
 
     func finish(slot i: Int, _ error: Error?) {
         lock.lock()
         slots[i].end = .some(error)
-        ready.broadcast()
+        if consumerWaiting { ready.broadcast() }
         lock.unlock()
     }
 
@@ -215,11 +222,15 @@ private final class StreamState<Item>: @unchecked Sendable {
     func take(slot i: Int) -> ([Item], Error??) {
         lock.lock()
         defer { lock.unlock() }
-        while slots[i].items.isEmpty && slots[i].end == nil { ready.wait(lock) }
+        while slots[i].items.isEmpty && slots[i].end == nil {
+            consumerWaiting = true
+            ready.wait(lock)
+            consumerWaiting = false
+        }
         var batch: [Item] = []
         swap(&batch, &slots[i].items)
         slots[i].items.reserveCapacity(min(limit, 1024))
-        space.broadcast()
+        if producersWaiting > 0 { space.broadcast() }
         return (batch, slots[i].end)
     }
 
