@@ -23,6 +23,11 @@ let package = Package(
         .target(name: "SockDiag", dependencies: ["Netlink", "CLinuxUAPI"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag"]),
 
+        // --- namespaces: discovery, setns runner, interface names, socket inode -> process --------
+        .target(name: "Namespaces", dependencies: ["CLinuxUAPI"]),
+        .testTarget(name: "NamespacesTests", dependencies: ["Namespaces"]),
+        .executableTarget(name: "sockctl-bench-procindex", dependencies: ["Namespaces"], path: "Benchmarks/ProcIndexBench"),
+
         // --- command-line tool -------------------------------------------------------------
         .executableTarget(
             name: "sockctl",

@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinuxUAPI
+
+/// What a streaming run (`NamespaceRunner.stream`) reports to the caller, per namespace and in the
+/// namespaces' order: its items, then exactly one `.finished` or `.failed`.
+public enum NamespaceEvent<Item> {
+    case item(Item)
+    case finished
+    case failed(Error)
+}
+
+/// Runs work inside network namespaces, each piece on a dedicated pthread that calls
+/// setns(fd, CLONE_NEWNET) and exits when the work is done.
+///
+/// Why a thread of our own: setns(2) changes the namespace of the calling *thread* only. Doing it on
+/// a Swift-concurrency or Dispatch worker would leave that shared worker in the wrong namespace for
+/// whatever runs on it next. Our threads are never reused: they exit after one body, so a thread
+/// whose namespace changed can never run anything else.
+///
+/// Sockets opened inside the body (e.g. a NETLINK_SOCK_DIAG socket) belong to that namespace for
+/// their whole life, also after the thread exits; descriptors are process-wide and may be returned.
+/// Interface lookups (`Interfaces`) inside the body see the namespace's interfaces.
+public enum NamespaceRunner {
+    /// Default number of namespaces worked on at once by `map` and `stream`.
+    public static let defaultParallelism = 3
+
+    /// Runs `body` inside `namespace` on a new thread and waits for it. Throws what `body` throws,
+    /// or a `NamespaceError` when the namespace cannot be entered (`.vanished`, `.permissionDenied`).
+    /// Blocks the calling thread; from async code prefer the async overload.
+    public static func run<T>(in namespace: NetworkNamespace, _ body: () throws -> T) throws -> T {
+        try withoutActuallyEscaping(body) { body in
+            var result: Result<T, Error>?
+            try withUnsafeMutablePointer(to: &result) { slot in
+                let address = UnsafeMutableRawPointer(slot)
+                let thread = try Thread.start {
+                    let slot = address.assumingMemoryBound(to: Result<T, Error>?.self)
+                    slot.pointee = Result { try enter(namespace); return try body() }
+                }
+                thread.join()
+            }
+            return try result!.get()
+        }
+    }
+
+    /// Async form of `run`: the caller's task is suspended, not blocked, while the thread works.
+    public static func run<T>(in namespace: NetworkNamespace, _ body: @escaping () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            do {
+                let thread = try Thread.start {
+                    continuation.resume(with: Result { try enter(namespace); return try body() })
+                }
+                thread.detach()
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Runs `body` once per namespace, at most `parallelism` at a time, a fresh thread for each
+    /// namespace; returns the results in the order of `namespaces`.
+    public static func map<T>(
+        _ namespaces: [NetworkNamespace], parallelism: Int = defaultParallelism,
+        _ body: @escaping (NetworkNamespace) throws -> T
+    ) -> [Result<T, Error>] {
+        var results: [Result<T, Error>] = []
+        results.reserveCapacity(namespaces.count)
+        var pending: T?
+        // `consume` below cannot throw, so neither can this call.
+        try! stream(namespaces, parallelism: parallelism, bufferLimit: 1, produce: { ns, emit in
+            try emit(try body(ns))
+        }, consume: { _, event in
+            switch event {
+            case .item(let value): pending = value
+            case .finished: results.append(.success(pending!)); pending = nil
+            case .failed(let error): results.append(.failure(error)); pending = nil
+            }
+        })
+        return results
+    }
+
+    /// Streams items produced inside many namespaces to the caller, in a stable order: every event
+    /// of `namespaces[0]`, then of `namespaces[1]`, and so on, each namespace ending with `.finished`
+    /// or `.failed`. `consume` runs on the calling thread, one event at a time, while later
+    /// namespaces are still being worked on, so a printer can print the first namespace's sockets
+    /// while the next ones are dumped.
+    ///
+    /// At most `parallelism` namespaces are worked on at once, each on a fresh thread inside it.
+    /// Memory stays bounded: a producer whose namespace is not yet being consumed blocks in `emit`
+    /// once `bufferLimit` items wait (emit batches, e.g. one array per netlink recv, to cut overhead).
+    ///
+    /// When `consume` throws, every producer's next `emit` throws `NamespaceError(.cancelled)`, all
+    /// threads are joined, and the error is rethrown.
+    public static func stream<Item>(
+        _ namespaces: [NetworkNamespace], parallelism: Int = defaultParallelism, bufferLimit: Int = 1024,
+        produce: @escaping (NetworkNamespace, _ emit: (Item) throws -> Void) throws -> Void,
+        consume: (NetworkNamespace, NamespaceEvent<Item>) throws -> Void
+    ) throws {
+        let window = max(1, parallelism)
+        let shared = StreamState<Item>(count: namespaces.count, limit: max(1, bufferLimit))
+        var threads: [Thread?] = Array(repeating: nil, count: namespaces.count)
+        var started = 0
+
+        func startNext() {
+            let index = started
+            started += 1
+            let ns = namespaces[index]
+            do {
+                threads[index] = try Thread.start {
+                    let outcome = Result<Void, Error> {
+                        try enter(ns)
+                        try produce(ns) { item in try shared.push(item, slot: index) }
+                    }
+                    shared.finish(slot: index, outcome.failure)
+                }
+            } catch {
+                shared.finish(slot: index, error)
+            }
+        }
+
+        var failure: Error?
+        for index in namespaces.indices {
+            while started < namespaces.count && started < index + window { startNext() }
+            var done = false
+            while !done {
+                let (batch, end) = shared.take(slot: index)
+                if failure == nil {
+                    do {
+                        for item in batch { try consume(namespaces[index], .item(item)) }
+                        if let end {
+                            if let error = end { try consume(namespaces[index], .failed(error)) }
+                            else { try consume(namespaces[index], .finished) }
+                        }
+                    } catch {
+                        failure = error
+                        shared.cancel()
+                    }
+                }
+                done = end != nil
+            }
+            threads[index]?.join()
+            threads[index] = nil
+            if failure != nil {
+                // Drain and join what is still running; their emits now throw .cancelled.
+                for later in (index + 1)..<started {
+                    while shared.take(slot: later).1 == nil {}
+                    threads[later]?.join()
+                }
+                break
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Enters `namespace` on the calling thread: open one of its paths, setns(CLONE_NEWNET), close.
+    /// Only ever called on a thread started by this type.
+    static func enter(_ namespace: NetworkNamespace) throws {
+        let fd = try namespace.open()
+        defer { close(fd) }
+        if sockctl_setns(fd, sockctl_CLONE_NEWNET) != 0 {
+            let err = errno
+            if err == EPERM {
+                throw NamespaceError(.permissionDenied, "setns(CLONE_NEWNET) into \(namespace.label): \(String(cString: strerror(err))) (needs CAP_SYS_ADMIN; run as root)", errno: err)
+            }
+            throw NamespaceError.syscall("setns(CLONE_NEWNET) into \(namespace.label) via", path: namespace.path, errno: err)
+        }
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let e) = self { return e }
+        return nil
+    }
+}
+
+/// Per-namespace bounded buffers between producer threads and the consuming caller, guarded by
+/// one mutex; `ready` wakes the consumer, `space` wakes producers.
+private final class StreamState<Item>: @unchecked Sendable {
+    struct Slot {
+        var items: [Item] = []
+        var end: Error?? = nil  // nil: running; .some(nil): finished; .some(error): failed
+    }
+    private var slots: [Slot]
+    private let limit: Int
+    private var cancelled = false
+    // Wake-ups only when someone sleeps: a futex wake per item would dominate the handoff cost.
+    private var consumerWaiting = false
+    private var producersWaiting = 0
+    private let lock = Mutex()
+    private let ready = Condition()
+    private let space = Condition()
+
+    init(count: Int, limit: Int) {
+        slots = Array(repeating: Slot(), count: count)
+        self.limit = limit
+    }
+
+    func push(_ item: Item, slot i: Int) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        while slots[i].items.count >= limit && !cancelled {
+            producersWaiting += 1
+            space.wait(lock)
+            producersWaiting -= 1
+        }
+        if cancelled { throw NamespaceError(.cancelled, "stopped by the caller") }
+        slots[i].items.append(item)
+        if consumerWaiting { ready.broadcast() }
+    }
+
+    func finish(slot i: Int, _ error: Error?) {
+        lock.lock()
+        slots[i].end = .some(error)
+        if consumerWaiting { ready.broadcast() }
+        lock.unlock()
+    }
+
+    /// Waits until slot `i` has items or has ended; returns the items taken and, once the slot is
+    /// empty and ended, its end.
+    func take(slot i: Int) -> ([Item], Error??) {
+        lock.lock()
+        defer { lock.unlock() }
+        while slots[i].items.isEmpty && slots[i].end == nil {
+            consumerWaiting = true
+            ready.wait(lock)
+            consumerWaiting = false
+        }
+        var batch: [Item] = []
+        swap(&batch, &slots[i].items)
+        slots[i].items.reserveCapacity(min(limit, 1024))
+        if producersWaiting > 0 { space.broadcast() }
+        return (batch, slots[i].end)
+    }
+
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        space.broadcast()
+        lock.unlock()
+    }
+}
