@@ -23,6 +23,15 @@ let package = Package(
         .target(name: "SockDiag", dependencies: ["Netlink", "CLinuxUAPI"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag"]),
 
+        // --- BPF backend: iter/tcp + iter/udp with bpf_sock_destroy, libbpf.so.1 by dlopen (issue 4) ---
+        .target(name: "CSockDestroy"),
+        .target(
+            name: "BPF",
+            dependencies: ["CSockDestroy", .product(name: "Logging", package: "swift-log")],
+            exclude: ["bpf"]
+        ),
+        .testTarget(name: "BPFTests", dependencies: ["BPF", "CSockDestroy"]),
+
         // --- command-line tool -------------------------------------------------------------
         .executableTarget(
             name: "sockctl",
