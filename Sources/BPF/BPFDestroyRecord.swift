@@ -1,4 +1,4 @@
-import CSockDestroy
+@_exported import CSockDestroy
 import Glibc
 
 /// One socket the iterator matched, decoded from `struct sockctl_record` (sock_destroy.h).

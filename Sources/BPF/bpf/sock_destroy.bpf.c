@@ -226,10 +226,13 @@ static __attribute__((always_inline)) int visit(struct bpf_iter_meta *meta, stru
 
 	int records = !(cfg->mode & SOCKCTL_MODE_NO_RECORDS);
 	if (records) {
-		/* Destroy only what can be reported: when the seq buffer is full, returning 1 ends
-		 * this read() and the kernel shows this socket again at the next one. */
+		/* Destroy only what can be reported: when the seq buffer cannot take this record,
+		 * returning 1 ends this read() and the kernel shows this socket again at the next
+		 * one. Strictly more room than a record: seq_has_overflowed() is count == size, and
+		 * bpf_seq_read() drops a record that fills the buffer exactly (the socket would be
+		 * gone, its record lost). */
 		struct seq_file *seq = meta->seq;
-		if (seq->size - seq->count < sizeof(r))
+		if (seq->size - seq->count <= sizeof(r))
 			return 1;
 		if (!r.cookie)
 			r.cookie = bpf_get_socket_cookie(sk);
