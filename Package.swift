@@ -31,6 +31,8 @@ let package = Package(
             exclude: ["bpf"]
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "CSockDestroy"]),
+        // benchmark helper for scripts/bench-bpf-floor (not part of the CLI)
+        .executableTarget(name: "sockctl-bpf-floor", dependencies: ["BPF", "CSockDestroy"], path: "Benchmarks/BPFFloor"),
 
         // --- command-line tool -------------------------------------------------------------
         .executableTarget(

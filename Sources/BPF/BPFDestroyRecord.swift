@@ -1,4 +1,4 @@
-@_exported import CSockDestroy
+import CSockDestroy
 import Glibc
 
 /// One socket the iterator matched, decoded from `struct sockctl_record` (sock_destroy.h).

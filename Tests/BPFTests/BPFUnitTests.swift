@@ -1,6 +1,7 @@
 @testable import BPF
 import Foundation
 import Testing
+import CSockDestroy
 
 @Suite("BPF backend without the kernel")
 struct BPFUnitTests {
