@@ -10,6 +10,9 @@ public struct BPFDestroyRecord: Sendable, Equatable, CustomStringConvertible {
         case wouldDestroy
         /// TIME_WAIT: the kernel cannot abort it; reported, not an error.
         case notDestroyable
+        /// A request socket (syn-recv): bpf_sock_destroy cannot take it (the kernel answers
+        /// EOPNOTSUPP); destroy it by cookie with netlink SOCK_DESTROY, which can.
+        case needsNetlink
         /// bpf_sock_destroy failed with this (positive) errno.
         case failed(errno: Int32)
     }
@@ -45,6 +48,7 @@ public struct BPFDestroyRecord: Sendable, Equatable, CustomStringConvertible {
         case 0: outcome = .destroyed
         case SOCKCTL_RESULT_DRY_RUN: outcome = .wouldDestroy
         case SOCKCTL_RESULT_NOT_DESTROYABLE: outcome = .notDestroyable
+        case SOCKCTL_RESULT_NEEDS_NETLINK: outcome = .needsNetlink
         default: outcome = .failed(errno: -r.result)
         }
     }
@@ -84,6 +88,8 @@ public struct BPFDestroyCounts: Sendable, Equatable {
     public var destroyed: UInt64 = 0
     public var failed: UInt64 = 0
     public var notDestroyable: UInt64 = 0
+    /// Request sockets left for netlink SOCK_DESTROY (see Outcome.needsNetlink).
+    public var needsNetlink: UInt64 = 0
 }
 
 /// What destroy() did: one record per matched socket (empty when `collectRecords` is false) and

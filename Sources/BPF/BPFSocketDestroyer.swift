@@ -138,6 +138,7 @@ public final class BPFSocketDestroyer: @unchecked Sendable {
             result.counts.destroyed += stats.destroyed
             result.counts.failed += stats.failed
             result.counts.notDestroyable += stats.not_destroyable
+            result.counts.needsNetlink += stats.needs_netlink
         }
         return result
     }

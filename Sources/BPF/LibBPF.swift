@@ -87,8 +87,10 @@ public struct LibBPF: @unchecked Sendable {
 
 /// Routes libbpf's own messages (libbpf_set_print) to swift-log and keeps the last warnings so a
 /// failed load can say why (the verifier log and "extern ... not found" arrive this way).
-enum LibBPFLog {
-    nonisolated(unsafe) static var logger = Logger(label: "sockctl.bpf.libbpf")
+/// Set `logger` before the first LibBPF.open / BPFSocketDestroyer() to route them elsewhere;
+/// libbpf's debug lines are forwarded only when that logger's level is `.trace`.
+public enum LibBPFLog {
+    public nonisolated(unsafe) static var logger = Logger(label: "sockctl.bpf.libbpf")
     private nonisolated(unsafe) static var recent: [String] = []
     private nonisolated(unsafe) static var lock = pthread_mutex_t()
     private nonisolated(unsafe) static var installed = false
@@ -98,7 +100,9 @@ enum LibBPFLog {
         defer { pthread_mutex_unlock(&lock) }
         guard !installed else { return }
         installed = true
-        sockctl_libbpf_set_sink { level, message in
+        // libbpf's debug level (2) is hundreds of lines per load: only when the logger wants trace.
+        let maxLevel: Int32 = LibBPFLog.logger.logLevel <= .trace ? 2 : 1
+        sockctl_libbpf_set_sink({ level, message in
             guard let message else { return }
             let text = String(cString: message)
             switch level {
@@ -106,7 +110,7 @@ enum LibBPFLog {
             case 1: LibBPFLog.logger.info("\(text)")
             default: LibBPFLog.logger.trace("\(text)")
             }
-        }
+        }, maxLevel)
         _ = lib.setPrint(sockctl_libbpf_print_fn())
     }
 

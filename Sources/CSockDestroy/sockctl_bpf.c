@@ -7,12 +7,18 @@
 
 static sockctl_libbpf_sink_fn sockctl_sink;
 
-void sockctl_libbpf_set_sink(sockctl_libbpf_sink_fn sink) { __atomic_store_n(&sockctl_sink, sink, __ATOMIC_RELEASE); }
+static int sockctl_max_level;
+
+void sockctl_libbpf_set_sink(sockctl_libbpf_sink_fn sink, int max_level)
+{
+	__atomic_store_n(&sockctl_max_level, max_level, __ATOMIC_RELEASE);
+	__atomic_store_n(&sockctl_sink, sink, __ATOMIC_RELEASE);
+}
 
 static int sockctl_libbpf_print(int level, const char *format, va_list args)
 {
 	sockctl_libbpf_sink_fn sink = __atomic_load_n(&sockctl_sink, __ATOMIC_ACQUIRE);
-	if (!sink)
+	if (!sink || level > __atomic_load_n(&sockctl_max_level, __ATOMIC_ACQUIRE))
 		return 0;
 	char line[1024];
 	int n = vsnprintf(line, sizeof(line), format, args);

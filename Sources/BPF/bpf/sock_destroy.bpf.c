@@ -29,6 +29,7 @@ typedef unsigned long size_t;
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define TCP_TIME_WAIT 6
+#define TCP_NEW_SYN_RECV 12
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_F_NO_PREALLOC 1
@@ -242,6 +243,10 @@ static __attribute__((always_inline)) int visit(struct bpf_iter_meta *meta, stru
 	if (r.state == TCP_TIME_WAIT) {
 		r.result = SOCKCTL_RESULT_NOT_DESTROYABLE;
 		__sync_fetch_and_add(&st->not_destroyable, 1);
+	} else if (r.state == TCP_NEW_SYN_RECV && protocol == IPPROTO_TCP) {
+		/* bpf_sock_destroy only handles full sockets; never hand it a request_sock. */
+		r.result = SOCKCTL_RESULT_NEEDS_NETLINK;
+		__sync_fetch_and_add(&st->needs_netlink, 1);
 	} else if (cfg->mode & SOCKCTL_MODE_DRY_RUN) {
 		r.result = SOCKCTL_RESULT_DRY_RUN;
 	} else {

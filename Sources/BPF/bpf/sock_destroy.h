@@ -19,6 +19,8 @@
 /* record.result values that are not a bpf_sock_destroy return (which is 0 or -errno) */
 #define SOCKCTL_RESULT_DRY_RUN 1
 #define SOCKCTL_RESULT_NOT_DESTROYABLE 2 /* TIME_WAIT: the kernel cannot abort it */
+#define SOCKCTL_RESULT_NEEDS_NETLINK 3 /* request socket (TCP_NEW_SYN_RECV): bpf_sock_destroy refuses
+                                        * it (EOPNOTSUPP), SOCK_DESTROY over netlink drops it */
 
 /* One OR-term of the filter: every field must match (AND). Addresses are compared over their
  * 128-bit form: IPv4 as the IPv4-mapped IPv6 address ::ffff:a.b.c.d, so a v4 prefix also matches
@@ -49,6 +51,7 @@ struct sockctl_stats {
 	__u64 destroyed;
 	__u64 failed;
 	__u64 not_destroyable;
+	__u64 needs_netlink;
 };
 
 /* One matched socket, written with bpf_seq_write; 64 bytes. */

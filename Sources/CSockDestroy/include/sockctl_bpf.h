@@ -12,8 +12,9 @@
 /// (0 warn, 1 info, 2 debug).
 typedef void (*sockctl_libbpf_sink_fn)(int level, const char *message);
 
-/// Sets where sockctl_libbpf_print_fn() forwards messages (NULL drops them).
-void sockctl_libbpf_set_sink(sockctl_libbpf_sink_fn sink);
+/// Sets where sockctl_libbpf_print_fn() forwards messages (NULL drops them); messages with a
+/// level above `max_level` are dropped before formatting (libbpf's debug output is large).
+void sockctl_libbpf_set_sink(sockctl_libbpf_sink_fn sink, int max_level);
 
 /// The address of a function with libbpf's `libbpf_print_fn_t` signature
 /// (int (*)(enum libbpf_print_level, const char *, va_list)) that formats the message and
