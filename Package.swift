@@ -28,7 +28,7 @@ let package = Package(
         .target(
             name: "BPF",
             dependencies: ["CSockDestroy", .product(name: "Logging", package: "swift-log")],
-            exclude: ["bpf"]
+            exclude: ["bpf", "README.md"]
         ),
         .testTarget(name: "BPFTests", dependencies: ["BPF", "CSockDestroy"]),
         // benchmark helper for scripts/bench-bpf-floor (not part of the CLI)
