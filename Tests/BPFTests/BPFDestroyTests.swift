@@ -213,10 +213,11 @@ struct BPFDestroyTests {
         let gb = try b.run { try openGroup("127.0.0.1", 5301, count: 3, v6: false) }
         defer { ga.closeAll(); gb.closeAll() }
         let d = try destroyer()
-        let ra = try a.run { try d.destroy(.all(protocols: [.tcp])) }
+        let ra = try d.destroy(.all(protocols: [.tcp]), netnsPath: "/run/netns/\(a.name)")
         expectEveryPairGone(ra, ga)
         #expect(try a.ssTCPCookies().isEmpty)
         for p in gb.pairs { #expect(Sock.exchanges(p.client, p.server)) }
+        #expect(throws: BPFError.self) { _ = try d.destroy(.all(), netnsPath: "/run/netns/sockctl-t-bpf-no-such-ns") }
         #expect(try b.ssTCPCookies() == gb.clientCookies.union(gb.serverCookies).union([Sock.cookie(gb.listener)]))
     }
 
