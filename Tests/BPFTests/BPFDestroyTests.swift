@@ -267,8 +267,15 @@ struct BPFDestroyTests {
         #expect(try ns.ssTCPCookies().contains(Sock.cookie(c)))   // the client end was not touched
     }
 
-    @Test func isSupportedOnThisMachine() {
+    @Test func isSupportedAndProbeDestroysOnlyItsOwnSocket() throws {
         #expect(throws: Never.self) { try BPFSocketDestroyer.isSupported().get() }
+        let ns = try TestNetns()
+        defer { ns.remove() }
+        let g = try ns.run { try openGroup("127.0.0.1", 5701, count: 2, v6: false) }
+        defer { g.closeAll() }
+        let d = try destroyer()
+        try ns.run { try d.probe() }
+        for p in g.pairs { #expect(Sock.exchanges(p.client, p.server)) }
     }
 
     @Test func timeWaitIsReportedNotDestroyable() throws {
