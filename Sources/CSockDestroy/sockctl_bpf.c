@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,3 +34,8 @@ static int sockctl_libbpf_print(int level, const char *format, va_list args)
 void *sockctl_libbpf_print_fn(void) { return (void *)sockctl_libbpf_print; }
 
 int sockctl_bpf_setns(int fd, int nstype) { return setns(fd, nstype); }
+
+int sockctl_bpf_thread_setresuid(unsigned int ruid, unsigned int euid, unsigned int suid)
+{
+	return (int)syscall(SYS_setresuid, ruid, euid, suid);
+}

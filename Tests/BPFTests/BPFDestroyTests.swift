@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import Testing
+import CSockDestroy
 
 /// One loaded destroyer for the whole test process (loading once per process is the design).
 let sharedDestroyer = Result<BPFSocketDestroyer, BPFError> { () throws(BPFError) in try BPFSocketDestroyer() }
@@ -265,6 +266,37 @@ struct BPFDestroyTests {
         #expect(r.counts.needsNetlink == 1 && r.counts.failed == 0)
         #expect(try sh("/usr/bin/ss", "-N", ns.name, "-Htn", "state", "syn-recv").contains(":5601"))
         #expect(try ns.ssTCPCookies().contains(Sock.cookie(c)))   // the client end was not touched
+    }
+
+    /// uid ranges and state sets: sockets opened by uid 4242 (on a thread that switched its own
+    /// effective uid) are taken by `uids`, and a listener alone by `states: [10]`.
+    @Test func uidRangeAndStateClauses() throws {
+        let ns = try TestNetns()
+        defer { ns.remove() }
+        let (mine, theirs) = try ns.run { () -> (Group, [Int32]) in
+            let g = try openGroup("127.0.0.1", 5801, count: 2, v6: false)
+            guard sockctl_bpf_thread_setresuid(UInt32.max, 4242, UInt32.max) == 0 else { throw TestError("setresuid") }
+            defer { _ = sockctl_bpf_thread_setresuid(UInt32.max, 0, UInt32.max) }
+            let cs = try (0..<3).map { _ -> Int32 in
+                let c = try Sock.make(Int32(SOCK_STREAM.rawValue), v6: false)
+                try Sock.connect(c, "127.0.0.1", 5801, v6: false)
+                return c
+            }
+            return (g, cs)
+        }
+        let accepted = try theirs.map { _ in try Sock.check(accept(mine.listener, nil, nil), "accept") }
+        defer { mine.closeAll(); theirs.forEach { close($0) }; accepted.forEach { close($0) } }
+        let d = try destroyer()
+        let r = try ns.run { try d.destroy(BPFDestroySpec(clauses: [.init(uids: 4000...4999)], protocols: [.tcp])) }
+        #expect(Set(r.records.map(\.cookie)) == Set(theirs.map(Sock.cookie)))
+        #expect(r.records.allSatisfy { $0.uid == 4242 })
+        for c in theirs { #expect(Sock.recvErrno(c) == ECONNABORTED) }
+        for p in mine.pairs { #expect(Sock.exchanges(p.client, p.server)) }
+
+        let l = try ns.run { try d.destroy(BPFDestroySpec(clauses: [.init(states: [10])], protocols: [.tcp])) }
+        #expect(l.records.map(\.cookie) == [Sock.cookie(mine.listener)])
+        #expect(l.records.first?.stateName == "listening")
+        for p in mine.pairs { #expect(Sock.exchanges(p.client, p.server)) }
     }
 
     @Test func isSupportedAndProbeDestroysOnlyItsOwnSocket() throws {

@@ -24,4 +24,9 @@ void *sockctl_libbpf_print_fn(void);
 /// setns(2), for BPFTests' namespace threads (kept here so the tests need not import CLinuxUAPI).
 int sockctl_bpf_setns(int fd, int nstype);
 
+/// setresuid(2) as a raw syscall: changes the effective uid of the calling thread only (glibc's
+/// wrapper changes every thread). For BPFTests, which own sockets as another uid on a
+/// dedicated thread; pass (uid_t)-1 to keep a value.
+int sockctl_bpf_thread_setresuid(unsigned int ruid, unsigned int euid, unsigned int suid);
+
 #endif
