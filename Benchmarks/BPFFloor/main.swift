@@ -1,5 +1,7 @@
 // sockctl-bpf-floor: times one BPF destroy pass in a network namespace (used by scripts/bench-bpf-floor).
-// Usage: sockctl-bpf-floor NETNS-PATH [--records] [--dry-run]
+// Usage: sockctl-bpf-floor NETNS-PATH [--records] [--dry-run] [--cookie-sample N]
+// --cookie-sample N: list the sockets first (dry run, untimed), then time destroying every Nth
+// cookie with the cookie-set mode (an exact destroy of a pre-selected 1/N).
 // Loads the BPF object in the current namespace, then setns(CLONE_NEWNET) on this (main, only
 // user) thread and runs "destroy every TCP socket". Prints one line: key=value pairs.
 import BPF
@@ -30,8 +32,18 @@ guard fd >= 0, sockctl_bpf_setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else {
     exit(3)
 }
 close(fd)
-let spec = BPFDestroySpec(protocols: [.tcp], dryRun: args.contains("--dry-run"), everything: true,
+var spec = BPFDestroySpec(protocols: [.tcp], dryRun: args.contains("--dry-run"), everything: true,
                           collectRecords: args.contains("--records"))
+if let i = args.firstIndex(of: "--cookie-sample"), i + 1 < args.count, let every = Int(args[i + 1]), every > 0 {
+    do {
+        let listed = try destroyer.destroy(.all(protocols: [.tcp], dryRun: true))
+        let picked = listed.records.enumerated().filter { $0.offset % every == 0 }.map(\.element.cookie)
+        spec = BPFDestroySpec(cookies: Set(picked), protocols: [.tcp])
+    } catch {
+        fputs("sockctl-bpf-floor: \(error)\n", stderr)
+        exit(4)
+    }
+}
 let t1 = monotonicNanos()
 do {
     let r = try destroyer.destroy(spec)
