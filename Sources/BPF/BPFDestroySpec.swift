@@ -87,6 +87,8 @@ public struct BPFDestroySpec: Sendable {
     }
 
     public static let maxClauses = Int(SOCKCTL_MAX_CLAUSES)
+    /// Capacity of the cookie map (`cookies` in sock_destroy.bpf.c, allocated as used).
+    public static let maxCookies = 1 << 20
 
     public var clauses: [Clause]
     /// When set, only sockets whose cookie is in the set are touched (and they must also match a
@@ -121,6 +123,9 @@ public struct BPFDestroySpec: Sendable {
         }
         if clauses.isEmpty && cookies == nil && !everything {
             throw .invalidSpec("no clauses, no cookies and not `everything`: refusing to guess")
+        }
+        if let c = cookies, c.count > Self.maxCookies {
+            throw .invalidSpec("\(c.count) cookies, at most \(Self.maxCookies) fit the BPF cookie map")
         }
         if everything && !clauses.isEmpty {
             throw .invalidSpec("`everything` cannot be combined with clauses")

@@ -29,8 +29,8 @@ public enum BPFError: Error, CustomStringConvertible, Equatable, Sendable {
         case .kernel(let operation, let errno, let detail):
             var text = "\(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))"
             switch errno {
-            case EPERM, EACCES:
-                text += "; loading BPF programs needs CAP_BPF and CAP_PERFMON (or root)"
+            case EPERM, EACCES where operation.hasPrefix("bpf"):
+                text += "; loading and running BPF programs needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root)"
             default: break
             }
             if !detail.isEmpty { text += "\n" + detail }
