@@ -28,10 +28,8 @@ public enum BPFError: Error, CustomStringConvertible, Equatable, Sendable {
             return "kernel lacks bpf_sock_destroy (needs Linux 6.5+ with BTF): \(detail)"
         case .kernel(let operation, let errno, let detail):
             var text = "\(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))"
-            switch errno {
-            case EPERM, EACCES where operation.hasPrefix("bpf"):
+            if (errno == EPERM || errno == EACCES) && operation.hasPrefix("bpf") {
                 text += "; loading and running BPF programs needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root)"
-            default: break
             }
             if !detail.isEmpty { text += "\n" + detail }
             return text
