@@ -106,6 +106,13 @@ struct BPFDestroyTests {
             #expect(Sock.recvErrno(p.server) == ECONNRESET)
         }
         #expect(try ns.ssTCPCookies().contains(Sock.cookie(mapped.listener)))
+
+        // a listener bound to a v4-mapped address is IPv4 too; the [::] listener is not
+        let mappedListener = try ns.run { try Sock.listener("::ffff:127.0.0.1", 6003, v6: true) }
+        defer { close(mappedListener) }
+        let ls = try ns.run { try d.destroy(BPFDestroySpec(clauses: [.init(family: .ipv4, states: [10])], protocols: [.tcp])) }
+        #expect(ls.records.map(\.cookie) == [Sock.cookie(mappedListener)])
+        #expect(try ns.ssTCPCookies().contains(Sock.cookie(mapped.listener)))
     }
 
     @Test func connectedUDPOwnersGetECONNABORTED() throws {

@@ -190,9 +190,13 @@ static __attribute__((always_inline)) int visit(struct bpf_iter_meta *meta, stru
 		r.dst[3] = sk->skc_v6_daddr.in6_u.u6_addr32[3];
 		sa = r.src;
 		da = r.dst;
-		/* IPv4 traffic on a dual-stack socket: the peer is v4-mapped (0xffff0000 is ::ffff: in
-		 * network order read as a little-endian word). */
-		is_v4 = r.dst[0] == 0 && r.dst[1] == 0 && r.dst[2] == 0xffff0000;
+		/* IPv4 on an AF_INET6 socket: the peer is v4-mapped, or there is no peer and the local
+		 * address is v4-mapped (0xffff0000 is ::ffff: in network order, read as a
+		 * little-endian word). */
+		int dst_mapped = r.dst[0] == 0 && r.dst[1] == 0 && r.dst[2] == 0xffff0000;
+		int dst_any = (r.dst[0] | r.dst[1] | r.dst[2] | r.dst[3]) == 0;
+		int src_mapped = r.src[0] == 0 && r.src[1] == 0 && r.src[2] == 0xffff0000;
+		is_v4 = dst_mapped || (dst_any && src_mapped);
 	} else {
 		return 0;
 	}
