@@ -44,6 +44,17 @@ struct BPFUnitTests {
         #expect(throws: BPFError.self) { _ = try LibBPF.open(path: "libbpf-does-not-exist.so.9") }
     }
 
+    /// LibBPF is a struct of function pointers: a fake whose bpf_object__open_mem fails shows
+    /// that init reports the failing libbpf call with its errno, and never calls load.
+    @Test func loaderReportsFailingLibbpfCall() throws {
+        var lib = try LibBPF.shared.get()
+        lib.objectOpenMem = { _, _, _ in errno = EINVAL; return nil }
+        lib.objectLoad = { _ in fatalError("load must not run after a failed open") }
+        #expect(throws: BPFError.kernel(operation: "bpf_object__open_mem", errno: EINVAL, detail: "")) {
+            _ = try BPFSocketDestroyer(library: lib)
+        }
+    }
+
     @Test func kernelBTFReader() throws {
         let blob = try [UInt8](Data(contentsOf: URL(fileURLWithPath: KernelBTF.vmlinuxPath)))
         #expect(try KernelBTF.hasFunction(named: "bpf_sock_destroy", in: blob))
