@@ -1,5 +1,7 @@
 // sockctl-bpf-floor: times one BPF destroy pass in a network namespace (used by scripts/bench-bpf-floor).
 // Usage: sockctl-bpf-floor NETNS-PATH [--records] [--dry-run] [--cookie-sample N]
+//        sockctl-bpf-floor --per-netns NETNS-PATH... : one loaded object, a dry-run pass in each
+//        namespace on its own setns thread (destroy(_:netnsPath:)); prints the time per namespace.
 // --cookie-sample N: list the sockets first (dry run, untimed), then time destroying every Nth
 // cookie with the cookie-set mode (an exact destroy of a pre-selected 1/N).
 // Loads the BPF object in the current namespace, then setns(CLONE_NEWNET) on this (main, only
@@ -26,6 +28,20 @@ do { destroyer = try BPFSocketDestroyer() } catch {
     exit(3)
 }
 let loaded = monotonicNanos()
+if args[1] == "--per-netns" {
+    let paths = Array(args.dropFirst(2))
+    let start = monotonicNanos()
+    var visited: UInt64 = 0
+    for path in paths {
+        do { visited += try destroyer.destroy(.all(dryRun: true), netnsPath: path).counts.visited } catch {
+            fputs("sockctl-bpf-floor: \(path): \(error)\n", stderr)
+            exit(4)
+        }
+    }
+    let total = Double(monotonicNanos() - start) / 1e6
+    print("load_ms=\(Double(loaded - t0) / 1e6) namespaces=\(paths.count) total_ms=\(total) per_netns_ms=\(total / Double(max(paths.count, 1))) visited=\(visited)")
+    exit(0)
+}
 let fd = open(args[1], O_RDONLY | O_CLOEXEC)
 guard fd >= 0, sockctl_bpf_setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else {
     fputs("sockctl-bpf-floor: cannot enter \(args[1]): \(String(cString: strerror(errno)))\n", stderr)

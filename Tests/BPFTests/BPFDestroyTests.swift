@@ -234,6 +234,9 @@ struct BPFDestroyTests {
     @Test func manySocketsAllReportedOnce() throws {
         let ns = try TestNetns()
         defer { ns.remove() }
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < 4096 && limit.rlim_max >= 4096 { limit.rlim_cur = 4096; setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) }
         let g = try ns.run { try openGroup("127.0.0.1", 5401, count: 700, v6: false) }
         defer { g.closeAll() }
         let d = try destroyer()
