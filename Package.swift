@@ -27,6 +27,16 @@ let package = Package(
         .target(name: "Namespaces", dependencies: ["CLinuxUAPI"]),
         .testTarget(name: "NamespacesTests", dependencies: ["Namespaces"]),
         .executableTarget(name: "sockctl-bench-procindex", dependencies: ["Namespaces"], path: "Benchmarks/ProcIndexBench"),
+        // --- BPF backend: iter/tcp + iter/udp with bpf_sock_destroy, libbpf.so.1 by dlopen (issue 4) ---
+        .target(name: "CSockDestroy"),
+        .target(
+            name: "BPF",
+            dependencies: ["CSockDestroy", .product(name: "Logging", package: "swift-log")],
+            exclude: ["bpf", "README.md"]
+        ),
+        .testTarget(name: "BPFTests", dependencies: ["BPF", "CSockDestroy"]),
+        // benchmark helper for scripts/bench-bpf-floor (not part of the CLI)
+        .executableTarget(name: "sockctl-bpf-floor", dependencies: ["BPF", "CSockDestroy"], path: "Benchmarks/BPFFloor"),
 
         // --- command-line tool -------------------------------------------------------------
         .executableTarget(
