@@ -9,6 +9,8 @@ let package = Package(
     products: [
         .executable(name: "sockctl", targets: ["sockctl"]),
         .library(name: "SockCtl", targets: ["Netlink", "SockDiag"]),
+        // --- filter (issue 3) ---
+        .library(name: "SocketFilter", targets: ["SocketFilter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,6 +24,11 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["CLinuxUAPI"]),
         .target(name: "SockDiag", dependencies: ["Netlink", "CLinuxUAPI"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag"]),
+
+        // --- filter language: ss FILTER -> AST -> INET_DIAG_BC_* bytecode + residual (issue 3) ---
+        .target(name: "SocketFilter", dependencies: ["SockDiag", "CLinuxUAPI"]),
+        .testTarget(name: "SocketFilterTests", dependencies: ["SocketFilter", "SockDiag"]),
+        .testTarget(name: "FilterEquivalenceTests", dependencies: ["SocketFilter", "SockDiag", "CLinuxUAPI"]),
 
         // --- command-line tool -------------------------------------------------------------
         .executableTarget(
