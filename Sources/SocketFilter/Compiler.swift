@@ -63,32 +63,33 @@ enum Compiler {
     }
 
     /// Emits code for `k` that falls through when true and jumps to `onFalse` when false.
-    static func emit(_ k: K, _ asm: inout Assembler, onFalse: Assembler.Label) {
+    /// `ephemeral`: the namespace's `ip_local_port_range`; `autobound` is AUTO and a local port in it.
+    static func emit(_ k: K, _ asm: inout Assembler, onFalse: Assembler.Label, ephemeral: ClosedRange<UInt16>) {
         switch k {
         case .const(true): return
         case .const(false): asm.jump(to: onFalse)
         case .unknown: preconditionFailure("approximate before emitting")
         case .and(let a, let b):
-            emit(a, &asm, onFalse: onFalse)
-            emit(b, &asm, onFalse: onFalse)
+            emit(a, &asm, onFalse: onFalse, ephemeral: ephemeral)
+            emit(b, &asm, onFalse: onFalse, ephemeral: ephemeral)
         case .or(let a, let b):
             let tryB = asm.newLabel(), done = asm.newLabel()
-            emit(a, &asm, onFalse: tryB)
+            emit(a, &asm, onFalse: tryB, ephemeral: ephemeral)
             asm.jump(to: done)
             asm.place(tryB)
-            emit(b, &asm, onFalse: onFalse)
+            emit(b, &asm, onFalse: onFalse, ephemeral: ephemeral)
             asm.place(done)
         case .not(let a):
             let ok = asm.newLabel()
-            emit(a, &asm, onFalse: ok)
+            emit(a, &asm, onFalse: ok, ephemeral: ephemeral)
             asm.jump(to: onFalse)
             asm.place(ok)
         case .leaf(let t):
-            emitLeaf(t, &asm, onFalse: onFalse)
+            emitLeaf(t, &asm, onFalse: onFalse, ephemeral: ephemeral)
         }
     }
 
-    static func emitLeaf(_ t: FilterTerm, _ asm: inout Assembler, onFalse: Assembler.Label) {
+    static func emitLeaf(_ t: FilterTerm, _ asm: inout Assembler, onFalse: Assembler.Label, ephemeral: ClosedRange<UInt16>) {
         switch t {
         case .host(let side, let c):
             asm.emit(side == .source ? .sCond : .dCond, hostcond(c.inet, port: c.port), onFalse: onFalse)
@@ -97,11 +98,11 @@ enum Compiler {
             let portOp = [UInt8(0), 0] + LE.u16(p)   // a second inet_diag_bc_op whose `no` is the port
             switch op {
             case .eq: asm.emit(src ? .sCond : .dCond, hostcond(nil, port: p), onFalse: onFalse)
-            case .ne: emit(.not(.leaf(.port(side, .eq, p))), &asm, onFalse: onFalse)
+            case .ne: emit(.not(.leaf(.port(side, .eq, p))), &asm, onFalse: onFalse, ephemeral: ephemeral)
             case .ge: asm.emit(src ? .sGE : .dGE, portOp, onFalse: onFalse)
             case .le: asm.emit(src ? .sLE : .dLE, portOp, onFalse: onFalse)
-            case .gt: emit(.not(.leaf(.port(side, .le, p))), &asm, onFalse: onFalse)
-            case .lt: emit(.not(.leaf(.port(side, .ge, p))), &asm, onFalse: onFalse)
+            case .gt: emit(.not(.leaf(.port(side, .le, p))), &asm, onFalse: onFalse, ephemeral: ephemeral)
+            case .lt: emit(.not(.leaf(.port(side, .ge, p))), &asm, onFalse: onFalse, ephemeral: ephemeral)
             }
         case .device(_, let index):
             asm.emit(.devCond, LE.u32(index ?? 0), onFalse: onFalse)
@@ -110,7 +111,11 @@ enum Compiler {
         case .cgroup(_, let id):
             asm.emit(.cgroupCond, LE.u64(id ?? 0), onFalse: onFalse)
         case .autobound:
+            // The kernel's AUTO alone also holds for accepted sockets (a child socket carries no
+            // SOCK_BINDPORT_LOCK); ss checks the ephemeral range in userspace too. Both, in the kernel:
             asm.emit(.auto, onFalse: onFalse)
+            asm.emit(.sGE, [0, 0] + LE.u16(ephemeral.lowerBound), onFalse: onFalse)
+            asm.emit(.sLE, [0, 0] + LE.u16(ephemeral.upperBound), onFalse: onFalse)
         case .uid, .uidRange, .pid, .comm, .cookie:
             preconditionFailure("not a kernel term")
         }

@@ -54,7 +54,8 @@ struct Evaluator {
                 return b.count == 6 && b[0] == UInt8(ascii: "@")
                     && b[1...].allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
             }
-            if s.state == .timeWait || s.state == .newSynRecv { return true }  // kernel: userlocks = 0
+            // Kernel AUTO (no SOCK_BINDPORT_LOCK, unknowable from a dump) approximated by the port range,
+            // and the range itself (which the compiled program also checks).
             return ephemeralPorts.contains(s.sourcePort)
         case .uid(let op, let n): return op.holds(s.uid, n)
         case .uidRange(let a, let b): return (a...b).contains(s.uid)

@@ -79,13 +79,19 @@ enum HostParser {
         for p in ["link:", "netlink:", "vsock:"] where text.hasPrefix(p) {
             throw error("'\(p)' addresses are not supported (sockctl filters inet and unix sockets)")
         }
-        if let c = try inet(text, family: family, error: error) {
+        let looksUnix = family == nil && (text.hasPrefix("/") || text.hasPrefix("@") || text.contains(where: { "*?[".contains($0) }))
+        let parsed: HostCondition?
+        do { parsed = try inet(text, family: family, error: error) } catch {
+            if looksUnix { return HostCondition(text: text, inet: nil, port: nil) }
+            throw error
+        }
+        if let c = parsed {
             var c = c
             c.text = text
             c.inetOnly = family != nil
             return c
         }
-        if family == nil, text.hasPrefix("/") || text.hasPrefix("@") || text.contains(where: { "*?[".contains($0) }) {
+        if looksUnix {
             return HostCondition(text: text, inet: nil, port: nil)
         }
         throw error("an inet prefix is expected rather than '\(raw)' (addresses are numeric; write [V6]:PORT for IPv6 with a port, unix:PATH for a unix path)")

@@ -186,7 +186,7 @@ public struct SocketFilter: Sendable, CustomStringConvertible {
             bytecode = try asm.assemble()
         default:
             var asm = Assembler()
-            Compiler.emit(k, &asm, onFalse: asm.reject)
+            Compiler.emit(k, &asm, onFalse: asm.reject, ephemeral: context.ephemeralPorts)
             do { bytecode = try asm.assemble() } catch {
                 throw FilterCompileError(term: text, column: 1, message: "filter too large for kernel bytecode (jumps over 64 KiB)")
             }

@@ -25,9 +25,6 @@ func hex(_ b: [UInt8]) -> String {
         ("not ( sport = :22 or dport = :22 )",
          "07101400000000001600000000000000010414000810140000000000160000000000000001040800"),
         ("fwmark 0x10/0xff", "0a0c100010000000ff000000"),
-        ("autobound", "06040800"),
-        ("! autobound & sport = :80 | fwmark = 5",
-         "060408000104180007101400000000005000000000000000010410000a0c100005000000ffffffff"),
         ("dst *:443", "0810140000000000bb01000000000000"),
         ("src 192.168.0.0/255.255.0.0", "0710140002100000ffffffffc0a80000"),
         ("dst 10.1", "0810140002200000ffffffff0a010000"),
@@ -69,6 +66,21 @@ func hex(_ b: [UInt8]) -> String {
         // unix: no bytecode, whole expression residual
         c = try SocketFilter.parse("src /tmp/*").compile(family: 1, context: testContext)
         #expect(c.bytecode.isEmpty && !c.exact)
+    }
+
+    /// ss sends only AUTO for `autobound` (`06040800`) and checks the ephemeral port range in
+    /// userspace; AUTO alone also holds for accepted sockets, so we put the range in the kernel too:
+    /// AUTO, S_GE 32768, S_LE 60999.
+    @Test func autoboundCarriesThePortRange() throws {
+        var c = try SocketFilter.parse("autobound").compile(family: 2, context: testContext)
+        #expect(hex(c.bytecode) == "06041800" + "0208140000000080" + "03080c00000047ee")
+        try BytecodeInterpreter.audit(c.bytecode)
+        // ss: 06040800 01041800 07101400..5000.. 01041000 0a0c1000 05000000ffffffff; the same shape with
+        // AUTO widened to the three-op test
+        c = try SocketFilter.parse("! autobound & sport = :80 | fwmark = 5").compile(family: 2, context: testContext)
+        #expect(hex(c.bytecode) == "06041800" + "0208140000000080" + "03080c00000047ee" + "01041800"
+                + "07101400000000005000000000000000" + "01041000" + "0a0c100005000000ffffffff")
+        try BytecodeInterpreter.audit(c.bytecode)
     }
 
     @Test func compileErrorsNameTheTerm() throws {
