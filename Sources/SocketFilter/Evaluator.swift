@@ -40,12 +40,13 @@ struct Evaluator {
             }
             return op.holds(side == .source ? s.sourcePort : s.destinationPort, p)
         case .device(let name, let index):
-            guard let i = index ?? (context ?? .system).interfaceIndex(name) else { return false }
+            guard let i = index ?? context?.interfaceIndex(name) ?? FilterContext.systemInterfaceIndex(name)
+                ?? HostParser.cNumber(name, max: UInt64(UInt32.max)).map({ UInt32($0) }) else { return false }
             return s.interfaceIndex == i
         case .mark(let v, let m):
             return ((s.mark ?? 0) & m) == v
         case .cgroup(let path, let id):
-            guard let i = id ?? (context ?? .system).resolveCgroup(path) else { return false }
+            guard let i = id ?? context?.resolveCgroup(path) ?? FilterContext.systemCgroupID(path) else { return false }
             return (s.cgroupID ?? 0) == i
         case .autobound:
             if s.isUnix {

@@ -28,23 +28,28 @@ public struct FilterContext: @unchecked Sendable {
         return nil
     }
 
-    /// The calling thread's namespace: if_nametoindex(3), stat(2) of the path as given, then under
-    /// the cgroup2 mount (as iproute2's get_cgroup2_id does).
+    /// if_nametoindex(3) in the calling thread's network namespace.
+    public static func systemInterfaceIndex(_ name: String) -> UInt32? {
+        let i = if_nametoindex(name)
+        return i == 0 ? nil : i
+    }
+
+    /// cgroup v2 id of `path`: stat(2) of the path as given, then under /sys/fs/cgroup (iproute2's
+    /// get_cgroup2_id tries the path, then the cgroup2 mount).
+    public static func systemCgroupID(_ path: String) -> UInt64? {
+        var st = stat()
+        if path.hasPrefix("/"), stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return UInt64(st.st_ino) }
+        let rel = path.drop(while: { $0 == "/" })
+        guard !rel.isEmpty else { return nil }
+        if stat("/sys/fs/cgroup/" + rel, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return UInt64(st.st_ino) }
+        return nil
+    }
+
+    /// The calling thread's namespace: interfaces, cgroups and `ip_local_port_range` as seen from it.
+    /// Build it on the thread that has entered the target namespace.
     public static var system: FilterContext {
-        FilterContext(
-            resolveInterface: { name in
-                let i = if_nametoindex(name)
-                return i == 0 ? nil : i
-            },
-            resolveCgroup: { path in
-                var st = stat()
-                if path.hasPrefix("/"), stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return UInt64(st.st_ino) }
-                let rel = path.drop(while: { $0 == "/" })
-                guard !rel.isEmpty else { return nil }
-                if stat("/sys/fs/cgroup/" + rel, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return UInt64(st.st_ino) }
-                return nil
-            },
-            ephemeralPorts: Evaluator.localPortRange())
+        FilterContext(resolveInterface: systemInterfaceIndex, resolveCgroup: systemCgroupID,
+                      ephemeralPorts: Evaluator.localPortRange())
     }
 }
 
@@ -79,6 +84,22 @@ public struct CompiledFilter: Sendable {
 }
 
 /// A parsed filter: ss's FILTER language plus `uid`, `pid`, `comm`, `cookie`.
+///
+/// Typical use by a dumper (one network namespace, on the thread that entered it):
+/// ```swift
+/// let f = try SocketFilter.parse(argv.joined(separator: " "))   // FilterSyntaxError -> exit 2
+/// let states = f.stateMask ?? StateNames.defaultConnected          // or StateNames.all with -a
+/// for family in [AF_INET, AF_INET6] where f.families?.contains(family) ?? true {
+///     let c = try f.compile(family: family, context: .system)     // FilterCompileError -> exit 2
+///     if c.matchesNothing { continue }
+///     // send inet_diag_req_v2 with idiag_states = states and, unless empty,
+///     // INET_DIAG_REQ_BYTECODE = c.bytecode; then for each socket the kernel returns:
+///     //   if c.needsProcesses { fill socket.processes }; keep it when c.matches(socket)
+/// }
+/// // AF_UNIX: compile(family: AF_UNIX) gives no bytecode; every socket goes through c.matches.
+/// ```
+/// `and`/`or` have equal precedence and group left to right, exactly as in ss
+/// (`a or b and c` is `(a or b) and c`); `not` binds to the next term.
 public struct SocketFilter: Sendable, CustomStringConvertible {
     /// The expression; nil when the filter has only state selectors (or is empty).
     public var expression: FilterExpr?
