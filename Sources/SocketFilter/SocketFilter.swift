@@ -34,14 +34,29 @@ public struct FilterContext: @unchecked Sendable {
         return i == 0 ? nil : i
     }
 
-    /// cgroup v2 id of `path`: stat(2) of the path as given, then under /sys/fs/cgroup (iproute2's
-    /// get_cgroup2_id tries the path, then the cgroup2 mount).
+    /// cgroup v2 id of `path`: the inode of the directory, for the path as given when it lies on a
+    /// cgroup2 file system, else relative to the cgroup2 mount (iproute2's get_cgroup2_id does the same).
     public static func systemCgroupID(_ path: String) -> UInt64? {
-        var st = stat()
-        if path.hasPrefix("/"), stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return UInt64(st.st_ino) }
+        func dirInode(_ p: String) -> UInt64? {
+            var st = stat()
+            guard stat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return nil }
+            return UInt64(st.st_ino)
+        }
+        guard let mount = cgroup2Mount() else { return nil }
+        if path == mount || path.hasPrefix(mount + "/") { return dirInode(path) }
         let rel = path.drop(while: { $0 == "/" })
-        guard !rel.isEmpty else { return nil }
-        if stat("/sys/fs/cgroup/" + rel, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return UInt64(st.st_ino) }
+        return dirInode(rel.isEmpty ? mount : mount + "/" + rel)
+    }
+
+    /// The first cgroup2 mount point in /proc/self/mounts.
+    static func cgroup2Mount() -> String? {
+        guard let f = fopen("/proc/self/mounts", "r") else { return nil }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 4096)
+        while fgets(&line, Int32(line.count), f) != nil {
+            let fields = String(cString: line).split(separator: " ")
+            if fields.count > 2, fields[2] == "cgroup2" { return String(fields[1]) }
+        }
         return nil
     }
 

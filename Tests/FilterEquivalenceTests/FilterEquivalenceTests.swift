@@ -15,7 +15,8 @@ struct Case: CustomStringConvertible {
 }
 
 @Suite(.serialized) struct FilterEquivalenceTests {
-    static func cases(childPid: Int32, childCookie: UInt64, onLo: Set<String>, auto: Set<String>) -> [Case] {
+    static func cases(childPid: Int32, childCookie: UInt64, onLo: Set<String>, auto: Set<String>,
+                      cgroup: String?) -> [Case] {
         var c: [Case] = []
         func i(_ e: String) { c.append(Case(ours: e)) }
         func x(_ e: String) { c.append(Case(ours: e, unix: true)) }
@@ -75,6 +76,11 @@ struct Case: CustomStringConvertible {
         // socket on a fixed port is neither autobound nor not; ours is the complement of ss's autobound.
         r("not autobound", "") { !auto.contains($0.key) }
         r("dev lo or uid 1234", "") { $0.uid == 1234 || onLo.contains($0.key) }
+        // cgroup (CGROUP_COND): the fixture's child made its sockets inside a cgroup of its own
+        if let cg = cgroup {
+            for e in ["cgroup \(cg)", "cgroup != \(cg)", "cgroup \(cg) and sport = :3000",
+                      "state listening not cgroup \(cg)", "cgroup \(cg) or dport = :22"] { i(e) }
+        }
         // unix sockets: everything is userspace (ss -x)
         for e in ["", "src */stream.sock", "src */*.sock", "src @sockctl-t-*", "src *", "dst *",
                   "dst */stream.sock", "not src */stream.sock", "autobound", "not autobound",
@@ -91,16 +97,16 @@ struct Case: CustomStringConvertible {
         let ns = try NamespacePair(tag: tag)
         defer { ns.teardown() }
         let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        let peer = try Holder(["ip", "netns", "exec", ns.b, "python3", here.appendingPathComponent("peer.py").path])
+        let peer = try Holder(["nsenter", "--net=/run/netns/\(ns.b)", "python3", here.appendingPathComponent("peer.py").path])
         defer { peer.stop() }
-        let fixture = try Holder(["ip", "netns", "exec", ns.a, "python3", here.appendingPathComponent("fixture.py").path, tag, ns.tmp])
+        let fixture = try Holder(["nsenter", "--net=/run/netns/\(ns.a)", "python3", here.appendingPathComponent("fixture.py").path, tag, ns.tmp, ns.cgroup ?? ""])
         defer { fixture.stop() }
 
         let diag = try DiagSocket.open(in: ns.a)
         defer { close(diag.fd) }
         let ifindex = inNamespace(ns.a) { ["lo": if_nametoindex("lo"), "vA": if_nametoindex("vA")] } ?? [:]
         let context = FilterContext(resolveInterface: { ifindex[$0].flatMap { $0 == 0 ? nil : $0 } },
-                                    resolveCgroup: { _ in nil },
+                                    resolveCgroup: FilterContext.systemCgroupID,
                                     ephemeralPorts: inNamespace(ns.a) { Evaluator.localPortRange() } ?? 32768...60999)
         let procs = processTable()
         let child = procs.values.flatMap { $0 }.first { $0.comm == "sockfixchild" }
@@ -113,7 +119,8 @@ struct Case: CustomStringConvertible {
         var failures: [String] = []
         let onLo = Set(ssRows(ns: ns.a, args: ["-t", "-u"], expr: "dev lo").1.map(\.key))
         #expect(!onLo.isEmpty)
-        for cs in Self.cases(childPid: child?.pid ?? -1, childCookie: childCookie, onLo: onLo, auto: Set(ssRows(ns: ns.a, args: ["-t", "-u"], expr: "autobound").1.map(\.key))) {
+        for cs in Self.cases(childPid: child?.pid ?? -1, childCookie: childCookie, onLo: onLo, auto: Set(ssRows(ns: ns.a, args: ["-t", "-u"], expr: "autobound").1.map(\.key)),
+                                 cgroup: ns.cgroup) {
           do {
             let f = try SocketFilter.parse(cs.ours)
             let states = f.stateMask ?? StateNames.all
@@ -154,7 +161,7 @@ struct Case: CustomStringConvertible {
           }
         }
         for f in failures { Issue.record(Comment(rawValue: f)) }
-        let total = Self.cases(childPid: 0, childCookie: 0, onLo: [], auto: []).count
+        let total = Self.cases(childPid: 0, childCookie: 0, onLo: [], auto: [], cgroup: ns.cgroup).count
         print("filter-equivalence: \(agreed)/\(total) expressions agree with ss; \(kernelAccepted) bytecode dumps accepted by the kernel; \(totalSockets) sockets matched in all")
         #expect(agreed == total)
         #expect(agreed >= 80)

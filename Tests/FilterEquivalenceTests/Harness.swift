@@ -54,11 +54,18 @@ struct HarnessError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Two namespaces joined by veth vA <-> vB, created for one test and deleted by `teardown`.
+/// Two namespaces joined by veth vA <-> vB, created for one test and deleted by `teardown`, plus a
+/// cgroup v2 directory (when a cgroup2 mount exists) for the fixture's child process.
 struct NamespacePair {
     let a: String, b: String, tmp: String
+    let cgroup: String?
     init(tag: String) throws {
         a = "sockctl-t-filter-\(tag)-a"; b = "sockctl-t-filter-\(tag)-b"; tmp = "/tmp/sockctl-t-filter-\(tag)"
+        if let m = FilterContext.cgroup2Mount(), mkdir(m + "/sockctl-t-filter-\(tag)", 0o755) == 0 {
+            cgroup = m + "/sockctl-t-filter-\(tag)"
+        } else {
+            cgroup = nil
+        }
         let cmds: [[String]] = [
             ["ip", "netns", "add", a], ["ip", "netns", "add", b],
             ["ip", "link", "add", "vA", "netns", a, "type", "veth", "peer", "name", "vB", "netns", b],
@@ -78,6 +85,9 @@ struct NamespacePair {
     }
     func teardown() {
         run(["ip", "netns", "del", a]); run(["ip", "netns", "del", b]); run(["rm", "-rf", tmp])
+        if let cg = cgroup {
+            for _ in 0..<50 where rmdir(cg) != 0 { usleep(20_000) }  // the child may still be exiting
+        }
     }
 }
 
@@ -248,7 +258,8 @@ func canonicalEndpoint(_ s: Substring) -> String {
 
 /// `singleState`: ss drops its State column when exactly one state is selected.
 func ssRows(ns: String, args: [String], expr: String, singleState: String? = nil) -> (Int32, [SSRow]) {
-    var argv = ["ss", "-N", ns, "-H", "-n", "-a", "-e", "-p"] + args
+    // nsenter, not ss -N: -N remounts /sys, which hides the cgroup2 mount that `cgroup PATH` needs
+    var argv = ["nsenter", "--net=/run/netns/\(ns)", "ss", "-H", "-n", "-a", "-e", "-p"] + args
     if !expr.isEmpty { argv += expr.split(separator: " ").map(String.init) }
     let (status, out) = run(argv)
     var rows: [SSRow] = []

@@ -50,9 +50,9 @@ import SockDiag
         let ns = try NamespacePair(tag: tag)
         defer { ns.teardown() }
         let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        let peer = try Holder(["ip", "netns", "exec", ns.b, "python3", here.appendingPathComponent("peer.py").path])
+        let peer = try Holder(["nsenter", "--net=/run/netns/\(ns.b)", "python3", here.appendingPathComponent("peer.py").path])
         defer { peer.stop() }
-        let fixture = try Holder(["ip", "netns", "exec", ns.a, "python3", here.appendingPathComponent("fixture.py").path, tag, ns.tmp])
+        let fixture = try Holder(["nsenter", "--net=/run/netns/\(ns.a)", "python3", here.appendingPathComponent("fixture.py").path, tag, ns.tmp, ns.cgroup ?? ""])
         defer { fixture.stop() }
         let diag = try DiagSocket.open(in: ns.a)
         defer { close(diag.fd) }

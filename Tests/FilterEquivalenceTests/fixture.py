@@ -6,6 +6,7 @@ Prints READY when every socket is in place and holds them until stdin closes."""
 import ctypes, os, socket, sys, time
 
 TAG, TMP = sys.argv[1], sys.argv[2]
+CGROUP = sys.argv[3] if len(sys.argv) > 3 else ""   # cgroup v2 directory for the child's sockets
 SO_MARK = 36
 keep = []
 
@@ -103,12 +104,16 @@ pid = os.fork()
 if pid == 0:
     libc = ctypes.CDLL(None)
     libc.prctl(15, b"sockfixchild", 0, 0, 0)
+    if CGROUP:
+        with open(f"{CGROUP}/cgroup.procs", "w") as f: f.write(str(os.getpid()))
     os.setresgid(1234, 1234, 1234); os.setresuid(1234, 1234, 1234)
     s = socket.socket(); s.bind(("127.0.0.1", 3000)); s.listen(4)
     u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); u.bind(f"\0sockctl-t-{TAG}-child"); u.listen(1)
     os.write(w, b"x"); os.close(w)
     sys.stdin.read(); os._exit(0)
-os.read(r, 1)
+os.close(w)
+if os.read(r, 1) != b"x":
+    sys.exit("fixture child failed")
 time.sleep(0.3)
 print("READY", flush=True)
 sys.stdin.read()
