@@ -9,6 +9,8 @@ let package = Package(
     products: [
         .executable(name: "sockctl", targets: ["sockctl"]),
         .library(name: "SockCtl", targets: ["Netlink", "SockDiag"]),
+        // --- filter (issue 3) ---
+        .library(name: "SocketFilter", targets: ["SocketFilter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -37,6 +39,11 @@ let package = Package(
         .testTarget(name: "BPFTests", dependencies: ["BPF", "CSockDestroy"]),
         // benchmark helper for scripts/bench-bpf-floor (not part of the CLI)
         .executableTarget(name: "sockctl-bpf-floor", dependencies: ["BPF", "CSockDestroy"], path: "Benchmarks/BPFFloor"),
+        // --- filter language: ss FILTER -> AST -> INET_DIAG_BC_* bytecode + residual (issue 3) ---
+        .target(name: "SocketFilter", dependencies: ["SockDiag", "CLinuxUAPI"]),
+        .testTarget(name: "SocketFilterTests", dependencies: ["SocketFilter", "SockDiag"]),
+        .testTarget(name: "FilterEquivalenceTests", dependencies: ["SocketFilter", "SockDiag", "CLinuxUAPI"],
+                    exclude: ["fixture.py", "peer.py"]),
 
         // --- command-line tool -------------------------------------------------------------
         .executableTarget(
