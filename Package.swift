@@ -9,10 +9,16 @@ let package = Package(
     products: [
         .executable(name: "sockctl", targets: ["sockctl"]),
         .library(name: "SockCtl", targets: ["Netlink", "SockDiag"]),
+        // --- handoff (products) ---
+        .library(name: "Handoff", targets: ["Handoff"]),
+        .library(name: "HandoffNIO", targets: ["HandoffNIO"]),
+        .executable(name: "handoff-example-server", targets: ["handoff-example-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // --- handoff (dependencies) ---
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // --- kernel UAPI shim -------------------------------------------------------------
@@ -23,11 +29,32 @@ let package = Package(
         .target(name: "SockDiag", dependencies: ["Netlink", "CLinuxUAPI"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag"]),
 
+        // --- handoff: fd handoff, LISTEN_FDS, NOTIFY_SOCKET, generations supervisor ---------
+        .target(name: "Handoff", dependencies: ["CLinuxUAPI"]),
+        .target(
+            name: "HandoffNIO",
+            dependencies: [
+                "Handoff",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "handoff-example-server",
+            dependencies: ["Handoff"],
+            path: "Examples/handoff-example-server"
+        ),
+        .testTarget(
+            name: "HandoffTests",
+            dependencies: ["Handoff", "sockctl", "handoff-example-server"]
+        ),
+
         // --- command-line tool -------------------------------------------------------------
         .executableTarget(
             name: "sockctl",
             dependencies: [
                 "Netlink", "SockDiag",
+                "Handoff",  // handoff
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
