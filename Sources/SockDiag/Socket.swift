@@ -1,0 +1,180 @@
+import CLinuxUAPI
+
+/// A socket's state as sock_diag reports it: the kernel's `TCP_*` state numbers
+/// (include/net/tcp_states.h), which UDP, RAW and UNIX sockets reuse (`TCP_CLOSE` = unconnected,
+/// `TCP_ESTABLISHED` = connected, `TCP_LISTEN` = listening).
+public struct SocketState: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let established = SocketState(rawValue: 1)
+    public static let synSent = SocketState(rawValue: 2)
+    public static let synRecv = SocketState(rawValue: 3)
+    public static let finWait1 = SocketState(rawValue: 4)
+    public static let finWait2 = SocketState(rawValue: 5)
+    public static let timeWait = SocketState(rawValue: 6)
+    public static let close = SocketState(rawValue: 7)
+    public static let closeWait = SocketState(rawValue: 8)
+    public static let lastAck = SocketState(rawValue: 9)
+    public static let listen = SocketState(rawValue: 10)
+    public static let closing = SocketState(rawValue: 11)
+    /// A request socket (`TCP_NEW_SYN_RECV`); ss shows it as SYN-RECV.
+    public static let newSynRecv = SocketState(rawValue: 12)
+    /// `TCP_BOUND_INACTIVE` (Linux 6.6+): bound, never listened or connected.
+    public static let boundInactive = SocketState(rawValue: 13)
+
+    /// Bit for `inet_diag_req_v2.idiag_states`.
+    public var mask: UInt32 { rawValue < 32 ? 1 << UInt32(rawValue) : 0 }
+
+    /// Long names as in ss's filter language and our JSON output (`established`, `time-wait`, ...).
+    public var name: String {
+        switch rawValue {
+        case 1: return "established"
+        case 2: return "syn-sent"
+        case 3, 12: return "syn-recv"
+        case 4: return "fin-wait-1"
+        case 5: return "fin-wait-2"
+        case 6: return "time-wait"
+        case 7: return "closed"
+        case 8: return "close-wait"
+        case 9: return "last-ack"
+        case 10: return "listening"
+        case 11: return "closing"
+        case 13: return "bound-inactive"
+        default: return "unknown-\(rawValue)"
+        }
+    }
+
+    /// Short names of ss's State column (`ESTAB`, `UNCONN`, `LISTEN`, ...).
+    public var shortName: String {
+        switch rawValue {
+        case 1: return "ESTAB"
+        case 2: return "SYN-SENT"
+        case 3, 12: return "SYN-RECV"
+        case 4: return "FIN-WAIT-1"
+        case 5: return "FIN-WAIT-2"
+        case 6: return "TIME-WAIT"
+        case 7: return "UNCONN"
+        case 8: return "CLOSE-WAIT"
+        case 9: return "LAST-ACK"
+        case 10: return "LISTEN"
+        case 11: return "CLOSING"
+        case 13: return "UNCONN"
+        default: return "UNKNOWN"
+        }
+    }
+
+    public var description: String { name }
+
+    /// Every state bit set.
+    public static let allMask: UInt32 = 0xFFFF_FFFF
+}
+
+/// What kind of socket: the transport for inet sockets, the socket type for unix sockets.
+public enum SocketKind: String, Sendable, Hashable, CaseIterable {
+    case tcp, udp, raw, mptcp
+    case stream, dgram, seqpacket
+
+    public var isUnix: Bool { self == .stream || self == .dgram || self == .seqpacket }
+    /// The `IPPROTO_*` number sent in `inet_diag_req_v2.sdiag_protocol`.
+    public var ipProtocol: UInt8? {
+        switch self {
+        case .tcp: return UInt8(IPPROTO_TCP)
+        case .udp: return UInt8(IPPROTO_UDP)
+        case .raw: return UInt8(IPPROTO_RAW)
+        case .mptcp: return 6 // MPTCP sockets are dumped through the TCP handler's mptcp subflow
+        default: return nil
+        }
+    }
+}
+
+/// A process holding a socket, as found under /proc/PID/fd.
+public struct SocketProcess: Hashable, Sendable {
+    public var pid: Int32
+    public var comm: String
+    public var fd: Int32
+    public init(pid: Int32, comm: String, fd: Int32) {
+        self.pid = pid
+        self.comm = comm
+        self.fd = fd
+    }
+}
+
+/// One socket from a sock_diag dump: `struct inet_diag_msg` / `struct unix_diag_msg` plus the
+/// attributes that were asked for. Values are decoded into host order.
+public struct Socket: Sendable {
+    /// `AF_INET`, `AF_INET6` or `AF_UNIX`.
+    public var family: UInt8
+    public var kind: SocketKind
+    /// For RAW sockets: the IP protocol number the socket was opened with.
+    public var rawProtocol: UInt8 = 0
+    public var state: SocketState
+    public var source: InetAddress?
+    public var sourcePort: UInt16 = 0
+    public var destination: InetAddress?
+    public var destinationPort: UInt16 = 0
+    /// `idiag_if`: the bound interface (0 = none).
+    public var interfaceIndex: UInt32 = 0
+    /// The kernel's socket cookie (`sock_gen_cookie`); stable for the socket's life.
+    public var cookie: UInt64 = 0
+    public var uid: UInt32 = 0
+    public var inode: UInt32 = 0
+    public var receiveQueue: UInt32 = 0
+    public var sendQueue: UInt32 = 0
+    /// `idiag_timer`, `idiag_retrans`, `idiag_expires` (ms).
+    public var timer: UInt8 = 0
+    public var retransmits: UInt8 = 0
+    public var timerExpiresMs: UInt32 = 0
+    /// `INET_DIAG_MARK` (needs CAP_NET_ADMIN).
+    public var mark: UInt32?
+    /// `INET_DIAG_CGROUP_ID`: the cgroup v2 id (the cgroup directory's inode).
+    public var cgroupID: UInt64?
+    /// `INET_DIAG_SHUTDOWN`: bit 0 = no more receives, bit 1 = no more sends.
+    public var shutdown: UInt8?
+    /// `INET_DIAG_CONG`: congestion control algorithm name.
+    public var congestion: String?
+    /// `INET_DIAG_INFO`: `struct tcp_info`.
+    public var tcpInfo: TCPInfo?
+    /// `INET_DIAG_SKMEMINFO` / `UNIX_DIAG_MEMINFO`.
+    public var memInfo: SocketMemInfo?
+    /// Unix sockets: bound path (`@name` for the abstract namespace), the peer's inode,
+    /// and for listeners the accept queue (`UNIX_DIAG_RQLEN`).
+    public var path: String?
+    public var peerInode: UInt32?
+    /// Unix sockets that are listening: pending connections' inodes (`UNIX_DIAG_ICONS`), not fetched by default.
+    /// Label of the network namespace the socket was dumped from (set by the caller).
+    public var netns: String?
+    /// Filled by a process lookup (`-p`).
+    public var processes: [SocketProcess] = []
+
+    public init(family: UInt8, kind: SocketKind, state: SocketState) {
+        self.family = family
+        self.kind = kind
+        self.state = state
+    }
+
+    public var isUnix: Bool { family == UInt8(AF_UNIX) }
+    /// The family name used in JSON output: `inet`, `inet6` or `unix`.
+    public var familyName: String {
+        switch Int32(family) {
+        case AF_INET: return "inet"
+        case AF_INET6: return "inet6"
+        case AF_UNIX: return "unix"
+        default: return "af\(family)"
+        }
+    }
+}
+
+/// `INET_DIAG_SKMEMINFO`: the `SK_MEMINFO_*` counters (include/uapi/linux/sock_diag.h).
+public struct SocketMemInfo: Sendable, Equatable {
+    public var rmemAlloc: UInt32 = 0
+    public var rcvbuf: UInt32 = 0
+    public var wmemAlloc: UInt32 = 0
+    public var sndbuf: UInt32 = 0
+    public var fwdAlloc: UInt32 = 0
+    public var wmemQueued: UInt32 = 0
+    public var optmem: UInt32 = 0
+    public var backlog: UInt32 = 0
+    public var drops: UInt32 = 0
+    public init() {}
+}
