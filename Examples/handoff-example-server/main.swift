@@ -144,7 +144,7 @@ while true {
     }
     if accepting && fds[1].revents != 0 {
         while true {
-            let c = accept4(listenFd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            let c = sockctl_accept4(listenFd, Int32(SOCK_CLOEXEC.rawValue))
             if c < 0 { break }
             state.lock.lock(); state.open += 1; state.lock.unlock()
             Thread { serve(c) }.start()

@@ -196,3 +196,6 @@ int sockctl_signal_pipe(const int *sigs, int nsigs) {
     }
     return signal_pipe[0];
 }
+
+int sockctl_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int sockctl_accept4(int sock, int flags) { return accept4(sock, NULL, NULL, flags); }

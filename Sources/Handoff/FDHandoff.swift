@@ -103,6 +103,7 @@ public enum UnixSocket {
         var spec = ListenerSpec(kind: .unix, address: path, port: 0, name: "control", url: "unix://\(path)")
         spec.backlog = 64
         spec.mode = 0o600
+        spec.nonBlocking = true
         return try Listener.open(spec).fd
     }
 }

@@ -114,7 +114,7 @@ public final class Supervisor {
             signalFd = sockctl_signal_pipe(&sigs, Int32(sigs.count))
             guard signalFd >= 0 else { throw HandoffError.sys("sigaction", "SIGCHLD/SIGHUP/SIGTERM/SIGINT") }
             signal(SIGPIPE, SIG_IGN)
-            guard pipe2(&wakePipe, O_CLOEXEC | O_NONBLOCK) == 0 else { throw HandoffError.sys("pipe2", "wake pipe") }
+            guard sockctl_pipe2(&wakePipe, O_CLOEXEC | O_NONBLOCK) == 0 else { throw HandoffError.sys("pipe2", "wake pipe") }
             _ = try spawnGeneration()
         } catch {
             cleanup()
@@ -437,7 +437,7 @@ public final class Supervisor {
 
     func acceptClients() {
         while true {
-            let fd = accept4(controlFd, nil, nil, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
+            let fd = sockctl_accept4(controlFd, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
             if fd < 0 { break }
             clients[fd] = []
         }

@@ -42,4 +42,8 @@ int sockctl_sockaddr_un(struct sockaddr_un *addr, const char *path);
 /// non-blocking, close-on-exec read end (the same one on every call), or -1 with errno.
 int sockctl_signal_pipe(const int *sigs, int nsigs);
 
+/// pipe2(2) and accept4(2), which glibc declares only under _GNU_SOURCE.
+int sockctl_pipe2(int fds[2], int flags);
+int sockctl_accept4(int sock, int flags);
+
 #endif
