@@ -85,6 +85,8 @@ def keepalive_worker():
     if s:
         s.close()
 
+# The parent may have left SIGTERM blocked (the mask survives exec): unblock it.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
 signal.signal(signal.SIGINT, lambda *_: stop.set())
 threads = [threading.Thread(target=new_worker) for _ in range(a.new)] + \

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,11 @@ int sockctl_signal_pipe(const int *sigs, int nsigs) {
         sigemptyset(&sa.sa_mask);
         if (sigaction(sigs[i], &sa, NULL) != 0) return -1;
     }
+    // A parent may have left these blocked (the mask survives execve): unblock them.
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < nsigs; i++) sigaddset(&set, sigs[i]);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     return signal_pipe[0];
 }
 

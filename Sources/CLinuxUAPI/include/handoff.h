@@ -39,7 +39,8 @@ ssize_t sockctl_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, 
 int sockctl_sockaddr_un(struct sockaddr_un *addr, const char *path);
 
 /// Route `sigs` to a self-pipe: each delivery writes the signal number as one byte. Returns the
-/// non-blocking, close-on-exec read end (the same one on every call), or -1 with errno.
+/// non-blocking, close-on-exec read end (the same one on every call), or -1 with errno. The
+/// signals are unblocked in the calling thread (a blocked mask is inherited across execve).
 int sockctl_signal_pipe(const int *sigs, int nsigs);
 
 /// pipe2(2) and accept4(2), which glibc declares only under _GNU_SOURCE.
