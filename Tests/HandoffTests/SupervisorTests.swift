@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Handoff
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,12 +23,14 @@ final class Supervised {
         process = try ns.spawn([sockctlBin, "run", "--name", name, "--listen", "tcp://127.0.0.1:\(port)?backlog=4096",
                                 "--ready", "notify", "--ready-timeout", readyTimeout, "--drain-timeout", drainTimeout] + extra +
                                ["--", serverBin, "--behavior-file", behavior], log: "/tmp/\(name).log")
-        guard waitFor(10, { FileManager.default.fileExists(atPath: control) && ((try? status())?.contains("\"state\":\"active\"") ?? false) }) else {
+        guard waitFor(10, { FileManager.default.fileExists(atPath: control) && ((try? status())?.contains("active") ?? false) }) else {
             throw TestFailure("supervisor did not start: \((try? String(contentsOfFile: "/tmp/\(name).log", encoding: .utf8)) ?? "")")
         }
     }
 
     func status() throws -> String { try ns.run([sockctlBin, "status", name, "--json"]).out }
+    func decodedStatus() throws -> SupervisorStatus { try JSONDecoder().decode(SupervisorStatus.self, from: Data(try status().utf8)) }
+    func activePid() -> Int32? { (try? decodedStatus())?.generations.first { $0.state == "active" }?.pid }
     func upgrade() throws -> (status: Int32, out: String, err: String) { try ns.run([sockctlBin, "upgrade", name]) }
 
     func stop() {
@@ -76,8 +79,7 @@ struct TestFailure: Error, CustomStringConvertible { var description: String; in
         #expect(handoff.failed_connections == 0)
         #expect(handoff.failed_requests == 0)
         #expect(naive.failed_connections + naive.failed_requests > 0)
-        let st = try sup.status()
-        #expect(st.contains("\"upgrades\":20"))
+        #expect(try sup.decodedStatus().upgrades == 20)
     }
 
     /// A new generation that crashes at start, then one that never says READY=1: `upgrade` fails
@@ -86,7 +88,7 @@ struct TestFailure: Error, CustomStringConvertible { var description: String; in
         let sup = try Supervised("fail", readyTimeout: "1s", drainTimeout: "1s")
         defer { sup.stop() }
         let load = try Load(in: sup.ns, port: sup.port)
-        let before = try sup.status()
+        let pid1 = sup.activePid()
 
         try "crash".write(toFile: sup.behavior, atomically: true, encoding: .utf8)
         let crashed = try sup.upgrade()
@@ -112,9 +114,8 @@ struct TestFailure: Error, CustomStringConvertible { var description: String; in
         print("failed upgrades under load: \(result.requests) requests, failed connections \(result.failed_connections), failed requests \(result.failed_requests)")
         #expect(result.failed_connections == 0 && result.failed_requests == 0, "\(result.errors)")
         // Generation 1 is still the one serving.
-        let pid1 = before.range(of: #""pid":\d+,"state":"active""#, options: .regularExpression).map { String(before[$0]) }
-        let after = try sup.status()
-        #expect(pid1 != nil && after.contains(pid1!), "\(before) vs \(after)")
+        #expect(pid1 != nil && sup.activePid() == pid1)
+        #expect(try sup.decodedStatus().failedUpgrades == 3)
     }
 
     /// The child crashes (SIGUSR1: it stops accepting and aborts once idle) under load: clients wait in
@@ -124,16 +125,14 @@ struct TestFailure: Error, CustomStringConvertible { var description: String; in
         defer { sup.stop() }
         let load = try Load(in: sup.ns, port: sup.port, new: 4, keepalive: 0)
         for _ in 0..<3 {
-            let st = try sup.status()
-            guard let r = st.range(of: #""pid":(\d+),"state":"active""#, options: .regularExpression) else { break }
-            let pid = Int32(st[r].split(separator: ":")[1].split(separator: ",")[0])!
+            let pid = try #require(sup.activePid())
             kill(pid, SIGUSR1)
-            #expect(waitFor(5) { ((try? sup.status()) ?? "").contains("\"state\":\"active\"") && !((try? sup.status()) ?? "").contains("\"pid\":\(pid),") })
+            #expect(waitFor(5) { sup.activePid().map { $0 != pid } ?? false })
         }
         let result = try load.stop()
         let st = try sup.status()
         print("crash restarts under load: \(result.requests) requests, failed connections \(result.failed_connections), failed requests \(result.failed_requests); \(st)")
-        #expect(st.contains("\"restarts\":3"))
+        #expect(try sup.decodedStatus().restarts == 3)
         #expect(result.failed_connections == 0 && result.failed_requests == 0, "\(result.errors)")
     }
 
