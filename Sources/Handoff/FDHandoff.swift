@@ -107,3 +107,51 @@ public enum UnixSocket {
         return try Listener.open(spec).fd
     }
 }
+
+/// The userspace "delayed close": hold fds deposited on a unix socket until a process claims them
+/// or a TTL ends. A deposit is an `FDHandoff.send`; a claim is a send of zero fds, answered with
+/// the held fds on the same connection.
+public enum FDHolder {
+    /// Claim the fds held at `path`.
+    public static func claim(from path: String) throws -> [FDHandoff.NamedFD] {
+        let sock = try UnixSocket.connect(path)
+        defer { close(sock) }
+        try FDHandoff.send([], on: sock)
+        return try FDHandoff.receive(on: sock)
+    }
+
+    /// Serve at `path`: take deposits, hand everything held to the first claimant after a deposit,
+    /// then return true; return false when `ttl` seconds pass first (the fds are then closed).
+    public static func hold(at path: String, ttl: Double, log: (String) -> Void) throws -> Bool {
+        let listener = try UnixSocket.listen(path)
+        defer { close(listener); unlink(path) }
+        var held: [FDHandoff.NamedFD] = []
+        defer { held.forEach { close($0.fd) } }
+        let deadline = ProcessEnvironment.live.now() + ttl
+        while true {
+            let left = deadline - ProcessEnvironment.live.now()
+            if left <= 0 {
+                log("TTL ended with \(held.count) fd(s) unclaimed; closing them")
+                return false
+            }
+            var p = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, Int32(min(left, 1) * 1000)) > 0 else { continue }
+            let conn = sockctl_accept4(listener, Int32(SOCK_CLOEXEC.rawValue))
+            if conn < 0 { continue }
+            defer { close(conn) }
+            do {
+                let got = try FDHandoff.receive(on: conn)
+                if got.isEmpty {
+                    guard !held.isEmpty else { log("claim before any deposit: nothing to give"); continue }
+                    try FDHandoff.send(held, on: conn)
+                    log("handed \(held.count) fd(s) to a claimant: \(held.map(\.name).joined(separator: ","))")
+                    return true
+                }
+                held += got
+                log("holding \(held.count) fd(s): \(held.map(\.name).joined(separator: ","))")
+            } catch {
+                log("bad peer: \(error)")
+            }
+        }
+    }
+}

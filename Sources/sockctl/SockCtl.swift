@@ -13,5 +13,6 @@ struct SockCtl: ParsableCommand {
         Run.self,
         Upgrade.self,
         Status.self,
+        FD.self,
     ]
 }

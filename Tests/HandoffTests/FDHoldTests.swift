@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct FDHoldTests {
+    /// A listener opened by one process, sent to `sockctl fd hold`, the opener gone; a client
+    /// connects meanwhile (queued in the held listener's backlog); `sockctl fd claim -- CMD` runs CMD
+    /// with it as LISTEN_FDS and CMD accepts that very client.
+    @Test func heldListenerKeepsItsBacklogUntilClaimed() throws {
+        let ns = try TestNamespace("hold")
+        defer { ns.delete() }
+        let sock = "/tmp/\(ns.name).hold"
+        let holder = try ns.spawn([sockctlBin, "fd", "hold", "--at", sock, "--ttl", "20s"], log: "/tmp/\(ns.name).log")
+        #expect(waitFor(5) { FileManager.default.fileExists(atPath: sock) })
+        let opener = """
+        import socket, subprocess
+        s = socket.socket(); s.bind(('127.0.0.1', 9090)); s.listen(16)
+        subprocess.run(['\(sockctlBin)', 'fd', 'send', '--to', '\(sock)', 'web=%d' % s.fileno()], pass_fds=[s.fileno()], check=True)
+        """
+        let sent = try ns.run(["python3", "-c", opener])
+        #expect(sent.status == 0, "\(sent.err)")
+        // The opener has exited; the holder's copy keeps the listener alive and queuing.
+        let client = try ns.spawn(["python3", "-c", "import socket; c=socket.create_connection(('127.0.0.1',9090),5); c.sendall(b'ping'); print(c.recv(10).decode())"],
+                                  stdout: Pipe())
+        usleep(200_000)
+        let server = """
+        import os, socket
+        assert os.environ['LISTEN_PID'] == str(os.getpid()), os.environ['LISTEN_PID']
+        assert os.environ['LISTEN_FDS'] == '1' and os.environ['LISTEN_FDNAMES'] == 'web'
+        s = socket.socket(fileno=3); c, _ = s.accept(); c.sendall(b'pong:' + c.recv(4)); print('served')
+        """
+        let claimed = try ns.run([sockctlBin, "fd", "claim", "--from", sock, "--", "python3", "-c", server])
+        #expect(claimed.status == 0, "\(claimed.err)")
+        #expect(claimed.out.contains("served"))
+        client.waitUntilExit()
+        let out = String(decoding: (client.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(out.contains("pong:ping"))
+        holder.waitUntilExit()
+        #expect(holder.terminationStatus == 0)
+    }
+
+    @Test func ttlEndsWithExitOne() throws {
+        let ns = try TestNamespace("ttl")
+        defer { ns.delete() }
+        let r = try ns.run([sockctlBin, "fd", "hold", "--at", "/tmp/\(ns.name).hold", "--ttl", "300ms"])
+        #expect(r.status == 1 && r.err.contains("TTL ended"))
+    }
+}
