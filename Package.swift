@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Handoff", targets: ["Handoff"]),
         .library(name: "HandoffNIO", targets: ["HandoffNIO"]),
         .executable(name: "handoff-example-server", targets: ["handoff-example-server"]),
+        .executable(name: "handoff-nio-example", targets: ["handoff-nio-example"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -44,9 +45,14 @@ let package = Package(
             dependencies: ["Handoff"],
             path: "Examples/handoff-example-server"
         ),
+        .executableTarget(
+            name: "handoff-nio-example",
+            dependencies: ["Handoff", "HandoffNIO", .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Examples/handoff-nio-example"
+        ),
         .testTarget(
             name: "HandoffTests",
-            dependencies: ["Handoff", "sockctl", "handoff-example-server"]
+            dependencies: ["Handoff", "sockctl", "handoff-example-server", "handoff-nio-example"]
         ),
 
         // --- command-line tool -------------------------------------------------------------

@@ -48,3 +48,22 @@ import Glibc
         #expect(r.status == 1 && r.err.contains("TTL ended"))
     }
 }
+
+@Suite struct HandoffNIOTests {
+    /// The NIO example server, started and upgraded by `sockctl run`, serves on the inherited listener.
+    @Test func nioServerServesOnTheInheritedListenerAcrossAnUpgrade() throws {
+        let ns = try TestNamespace("nio")
+        defer { ns.delete() }
+        let sup = try ns.spawn([sockctlBin, "run", "--name", ns.name, "--listen", "tcp://127.0.0.1:8081?name=http",
+                                "--drain-timeout", "2s", "--", productsDir + "/handoff-nio-example", "http"], log: "/tmp/\(ns.name).log")
+        defer { kill(sup.processIdentifier, SIGTERM); _ = waitFor(5) { !sup.isRunning } }
+        let get = ["python3", "-c", "import socket; print(socket.create_connection(('127.0.0.1',8081),5).recv(100).decode())"]
+        #expect(waitFor(10) { ((try? ns.run([sockctlBin, "status", ns.name]))?.out ?? "").contains("active") })
+        let first = try ns.run(get).out
+        #expect(first.hasPrefix("hello from "))
+        let up = try ns.run([sockctlBin, "upgrade", ns.name])
+        #expect(up.status == 0, "\(up.err)")
+        let second = try ns.run(get).out
+        #expect(second.hasPrefix("hello from ") && second != first)
+    }
+}
