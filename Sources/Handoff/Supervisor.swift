@@ -125,6 +125,12 @@ public final class Supervisor {
     func openListeners() throws {
         let inherited = try ListenFDs.parse(environment: env.environment(), pid: getpid())
         unsetenv("LISTEN_FDS"); unsetenv("LISTEN_PID"); unsetenv("LISTEN_FDNAMES")
+        for entry in inherited {
+            var st = stat()
+            guard fstat(entry.fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK else {
+                throw HandoffError.listenEnvironment("inherited fd \(entry.fd) (\(entry.name)) is not an open socket")
+            }
+        }
         var unclaimed = inherited
         for spec in config.listeners {
             if let i = unclaimed.firstIndex(where: { $0.name == spec.name }) {

@@ -67,3 +67,27 @@ import Glibc
         #expect(second.hasPrefix("hello from ") && second != first)
     }
 }
+
+@Suite struct SocketActivationTests {
+    /// `sockctl run` started the way systemd starts a socket-activated service (LISTEN_FDS for its own
+    /// pid) adopts the inherited listener by name instead of binding, and passes it on.
+    @Test func supervisorAdoptsAnInheritedListener() throws {
+        let ns = try TestNamespace("sd")
+        defer { ns.delete() }
+        let launcher = """
+        import os, socket
+        s = socket.socket(); s.bind(('127.0.0.1', 8083)); s.listen(16)
+        if s.fileno() != 3: os.dup2(s.fileno(), 3)
+        os.set_inheritable(3, True)
+        os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES='web')
+        os.execv('\(sockctlBin)', ['sockctl', 'run', '--name', '\(ns.name)', '--listen', 'tcp://127.0.0.1:8083?name=web', '--', '\(serverBin)'])
+        """
+        let sup = try ns.spawn(["python3", "-c", launcher], log: "/tmp/\(ns.name).log")
+        defer { kill(sup.processIdentifier, SIGTERM); _ = waitFor(5) { !sup.isRunning } }
+        #expect(waitFor(10) { ((try? ns.run([sockctlBin, "status", ns.name]))?.out ?? "").contains("active") })
+        let st = try ns.run([sockctlBin, "status", ns.name]).out
+        #expect(st.contains("(inherited)"), "\(st)")
+        let get = try ns.run(["python3", "-c", "import socket; c=socket.create_connection(('127.0.0.1',8083),5); c.sendall(b'GET / HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n'); print(c.recv(200).decode())"])
+        #expect(get.out.contains("200 OK"), "\(get.out) \(get.err)")
+    }
+}
