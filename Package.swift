@@ -11,10 +11,17 @@ let package = Package(
         .library(name: "SockCtl", targets: ["Netlink", "SockDiag"]),
         // --- filter (issue 3) ---
         .library(name: "SocketFilter", targets: ["SocketFilter"]),
+        // --- handoff (products) ---
+        .library(name: "Handoff", targets: ["Handoff"]),
+        .library(name: "HandoffNIO", targets: ["HandoffNIO"]),
+        .executable(name: "handoff-example-server", targets: ["handoff-example-server"]),
+        .executable(name: "handoff-nio-example", targets: ["handoff-nio-example"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // --- handoff (dependencies) ---
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // --- kernel UAPI shim -------------------------------------------------------------
@@ -44,12 +51,37 @@ let package = Package(
         .testTarget(name: "SocketFilterTests", dependencies: ["SocketFilter", "SockDiag"]),
         .testTarget(name: "FilterEquivalenceTests", dependencies: ["SocketFilter", "SockDiag", "CLinuxUAPI"],
                     exclude: ["fixture.py", "peer.py"]),
+        // --- handoff: fd handoff, LISTEN_FDS, NOTIFY_SOCKET, generations supervisor ---------
+        .target(name: "Handoff", dependencies: ["CLinuxUAPI"]),
+        .target(
+            name: "HandoffNIO",
+            dependencies: [
+                "Handoff",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "handoff-example-server",
+            dependencies: ["Handoff"],
+            path: "Examples/handoff-example-server"
+        ),
+        .executableTarget(
+            name: "handoff-nio-example",
+            dependencies: ["Handoff", "HandoffNIO", .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Examples/handoff-nio-example"
+        ),
+        .testTarget(
+            name: "HandoffTests",
+            dependencies: ["Handoff", "sockctl", "handoff-example-server", "handoff-nio-example"]
+        ),
 
         // --- command-line tool -------------------------------------------------------------
         .executableTarget(
             name: "sockctl",
             dependencies: [
                 "Netlink", "SockDiag",
+                "Handoff",  // handoff
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

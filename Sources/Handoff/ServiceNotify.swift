@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinuxUAPI
+import Foundation
+
+/// sd_notify(3) for servers: one datagram of `KEY=VALUE` lines to the unix socket in
+/// `NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace).
+public enum ServiceNotify {
+    /// `READY=1` (and `MAINPID=` of this process).
+    @discardableResult
+    public static func ready(status: String? = nil) throws -> Bool {
+        var lines = ["READY=1", "MAINPID=\(getpid())"]
+        if let status { lines.append("STATUS=\(status)") }
+        return try send(lines.joined(separator: "\n"))
+    }
+
+    /// `STOPPING=1`: the server has begun to drain.
+    @discardableResult
+    public static func stopping() throws -> Bool { try send("STOPPING=1") }
+
+    /// Send `message`; false when NOTIFY_SOCKET is not set (not supervised: nothing to do).
+    @discardableResult
+    public static func send(_ message: String, socket path: String? = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"]) throws -> Bool {
+        guard let path, !path.isEmpty else { return false }
+        let fd = try retryingEINTR("socket", "AF_UNIX SOCK_DGRAM") { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        defer { close(fd) }
+        var sa = sockaddr_un()
+        let len = sockctl_sockaddr_un(&sa, path)
+        guard len > 0 else { throw HandoffError.sys("sendto", "NOTIFY_SOCKET=\(path)") }
+        let bytes = Array(message.utf8)
+        try withUnsafePointer(to: &sa) { p in
+            try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp in
+                try retryingEINTR("sendto", "NOTIFY_SOCKET=\(path)") { sendto(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL), sp, socklen_t(len)) }
+            }
+        }
+        return true
+    }
+}
+
+/// The supervisor's end of NOTIFY_SOCKET: a SOCK_DGRAM unix socket with SO_PASSCRED, so each
+/// message carries the sender's pid (SCM_CREDENTIALS, struct ucred).
+public final class NotifyReceiver {
+    public let path: String
+    public let fd: Int32
+
+    public struct Message {
+        public var senderPid: Int32
+        public var fields: [String: String]
+    }
+
+    public init(path: String) throws {
+        self.path = path
+        fd = try retryingEINTR("socket", "NOTIFY_SOCKET \(path)") {
+            socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        }
+        do {
+            if !path.hasPrefix("@") { unlink(path) }
+            var sa = sockaddr_un()
+            let len = sockctl_sockaddr_un(&sa, path)
+            guard len > 0 else { throw HandoffError.sys("bind", path) }
+            try withUnsafePointer(to: &sa) { p in
+                try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp in
+                    try retryingEINTR("bind", path) { bind(fd, sp, socklen_t(len)) }
+                }
+            }
+            try Listener.setOption(fd, SOL_SOCKET, SO_PASSCRED, 1, "SO_PASSCRED", path)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Every pending message (non-blocking). Fds sent along (FDSTORE=1) are closed: not supported.
+    public func receiveAll() -> [Message] {
+        var out: [Message] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        var fds = [Int32](repeating: -1, count: 16)
+        while true {
+            var nfds: Int32 = 0
+            var pid: pid_t = 0
+            var flags: Int32 = 0
+            let n = sockctl_recv_fds(fd, &buf, buf.count, &fds, 16, &nfds, &pid, &flags, Int32(MSG_DONTWAIT))
+            if n < 0 { break }
+            for i in 0..<Int(nfds) { close(fds[i]) }
+            let text = String(decoding: buf[0..<n], as: UTF8.self)
+            var fields: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                let kv = line.split(separator: "=", maxSplits: 1).map(String.init)
+                if kv.count == 2 { fields[kv[0]] = kv[1] }
+            }
+            out.append(Message(senderPid: pid, fields: fields))
+        }
+        return out
+    }
+
+    deinit {
+        close(fd)
+        if !path.hasPrefix("@") { unlink(path) }
+    }
+}
