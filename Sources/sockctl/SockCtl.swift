@@ -10,5 +10,6 @@ struct SockCtl: ParsableCommand {
 
     /// Every verb, one command type each. Keep one entry per line so that parallel work merges cleanly.
     static let allSubcommands: [ParsableCommand.Type] = [
+        SynCommand.self,
     ]
 }
