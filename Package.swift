@@ -69,7 +69,8 @@ package.targets += [
             "SavedSYN", "SavedSYNNIO", "sockctl",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
-        ]
+        ],
+        exclude: ["craft_syn.py"]
     ),
 ]
 package.products += [
