@@ -1,5 +1,5 @@
 import Foundation
-import SavedSYN
+@testable import SavedSYN
 import Testing
 
 #if canImport(Glibc)

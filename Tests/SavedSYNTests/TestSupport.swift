@@ -1,5 +1,5 @@
 import Foundation
-import SavedSYN
+@testable import SavedSYN
 import Testing
 
 #if canImport(Glibc)
@@ -68,7 +68,7 @@ final class TestNetns {
 
     /// Runs `body` on a fresh thread that has entered this namespace (sockets it opens live there).
     func run<T>(_ body: @escaping () throws -> T) throws -> T {
-        var result: Result<T, Error>!
+        nonisolated(unsafe) var result: Result<T, Error>!
         let nsName = name
         let done = DispatchSemaphore(value: 0)
         let t = Thread {
