@@ -54,7 +54,7 @@ public final class SavedSYNHandler: ChannelInboundHandler, RemovableChannelHandl
     public func channelActive(context: ChannelHandlerContext) {
         let ev = readEvent(channel: context.channel)
         event = ev
-        context.fireUserInboundEventTriggered(NIOAny(ev))
+        context.fireUserInboundEventTriggered(ev)
         if case let .fingerprint(_, decision?) = ev, decision.action == .deny {
             context.close(promise: nil)
             return
