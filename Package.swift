@@ -63,6 +63,7 @@ package.targets += [
         ],
         path: "Examples/syn-example-server"
     ),
+    .executableTarget(name: "syn-bench", dependencies: ["SavedSYN"], path: "Benchmarks/syn-bench"),
     .testTarget(
         name: "SavedSYNTests",
         dependencies: [
