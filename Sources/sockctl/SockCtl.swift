@@ -14,5 +14,6 @@ struct SockCtl: ParsableCommand {
         Upgrade.self,
         Status.self,
         FD.self,
+        SynCommand.self,
     ]
 }

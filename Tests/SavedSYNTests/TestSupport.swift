@@ -1,0 +1,271 @@
+import Foundation
+@testable import SavedSYN
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a program, returns (status, stdout, stderr).
+@discardableResult
+func run(_ args: [String], input: String? = nil) throws -> (Int32, String, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: args[0].hasPrefix("/") ? args[0] : "/usr/bin/env")
+    p.arguments = args[0].hasPrefix("/") ? Array(args.dropFirst()) : args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+func sh(_ args: String...) throws {
+    let (st, _, e) = try run(Array(args))
+    if st != 0 { throw TestFailure("\(args.joined(separator: " ")) failed (\(st)): \(e)") }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ s: String) { description = s }
+}
+
+nonisolated(unsafe) var nameCounter = 0
+let nameLock = NSLock()
+
+/// A unique name `sockctl-t-syn-<pid>-<n>-<tag>`.
+func uniqueName(_ tag: String) -> String {
+    nameLock.lock()
+    defer { nameLock.unlock() }
+    nameCounter += 1
+    return "sockctl-t-syn-\(getpid())-\(nameCounter)-\(tag)"
+}
+
+/// setns(2), looked up in libc (Swift's Glibc module does not export it; the project's C shim clashes
+/// with Glibc's netinet/tcp.h in the same module).
+let setnsCall: @convention(c) (Int32, Int32) -> Int32 = {
+    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else { fatalError("setns not found in libc") }
+    return unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
+}()
+
+/// A network namespace the test creates; `delete()` removes it (call it in `defer`).
+final class TestNetns {
+    let name: String
+    init(_ tag: String) throws {
+        name = uniqueName(tag)
+        try SavedSYNTests.sh("ip", "netns", "add", name)
+        try SavedSYNTests.sh("ip", "-n", name, "link", "set", "lo", "up")
+    }
+    func delete() { _ = try? SavedSYNTests.run(["ip", "netns", "del", name]) }
+
+    func exec(_ args: String...) throws {
+        let all = ["ip", "netns", "exec", name] + args
+        let (st, _, e) = try SavedSYNTests.run(all)
+        if st != 0 { throw TestFailure("\(all.joined(separator: " ")) failed (\(st)): \(e)") }
+    }
+
+    /// Runs `body` on a fresh thread that has entered this namespace (sockets it opens live there).
+    func run<T>(_ body: @escaping () throws -> T) throws -> T {
+        nonisolated(unsafe) var result: Result<T, Error>!
+        let nsName = name
+        let done = DispatchSemaphore(value: 0)
+        let t = Thread {
+            let fd = open("/run/netns/\(nsName)", O_RDONLY | O_CLOEXEC)
+            if fd < 0 || setnsCall(fd, 0x4000_0000 /* CLONE_NEWNET */) != 0 {
+                result = .failure(TestFailure("setns(\(nsName)): \(String(cString: strerror(errno)))"))
+            } else {
+                result = Result { try body() }
+            }
+            if fd >= 0 { close(fd) }
+            done.signal()
+        }
+        t.start()
+        done.wait()
+        return try result.get()
+    }
+}
+
+/// Two namespaces joined by a veth pair with fixed MACs and addresses: client `10.77.0.1`/`fd77::1`,
+/// server `10.77.0.2`/`fd77::2`; the server knows the client's MAC (static neighbour entries).
+final class VethPair {
+    let client: TestNetns
+    let server: TestNetns
+    let clientIf: String
+    let serverIf: String
+    static let clientMAC = "02:00:00:00:00:01", serverMAC = "02:00:00:00:00:02"
+
+    init() throws {
+        client = try TestNetns("c")
+        server = try TestNetns("s")
+        let n = uniqueName("x").split(separator: "-").dropLast().last.map(String.init) ?? "0"
+        clientIf = "sy\(getpid() % 100000)c\(n)"
+        serverIf = "sy\(getpid() % 100000)s\(n)"
+        do {
+            try sh("ip", "link", "add", clientIf, "netns", client.name, "address", Self.clientMAC, "type", "veth",
+                   "peer", "name", serverIf, "netns", server.name, "address", Self.serverMAC)
+            try sh("ip", "-n", client.name, "addr", "add", "10.77.0.1/24", "dev", clientIf)
+            try sh("ip", "-n", server.name, "addr", "add", "10.77.0.2/24", "dev", serverIf)
+            try sh("ip", "-n", client.name, "addr", "add", "fd77::1/64", "dev", clientIf, "nodad")
+            try sh("ip", "-n", server.name, "addr", "add", "fd77::2/64", "dev", serverIf, "nodad")
+            try sh("ip", "-n", client.name, "link", "set", clientIf, "up")
+            try sh("ip", "-n", server.name, "link", "set", serverIf, "up")
+            try sh("ip", "-n", server.name, "neigh", "add", "10.77.0.1", "lladdr", Self.clientMAC, "dev", serverIf)
+            try sh("ip", "-n", server.name, "neigh", "add", "fd77::1", "lladdr", Self.clientMAC, "dev", serverIf)
+            try sh("ip", "-n", client.name, "neigh", "add", "10.77.0.2", "lladdr", Self.serverMAC, "dev", clientIf)
+            try sh("ip", "-n", client.name, "neigh", "add", "fd77::2", "lladdr", Self.serverMAC, "dev", clientIf)
+        } catch {
+            delete()
+            throw error
+        }
+    }
+
+    /// The client namespace's kernel must not reset the handshakes scapy makes.
+    func dropClientRSTs() throws {
+        try client.exec("nft", "add", "table", "inet", "sockctl")
+        try client.exec("nft", "add", "chain", "inet", "sockctl", "out", "{ type filter hook output priority 0; }")
+        try client.exec("nft", "add", "rule", "inet", "sockctl", "out", "tcp", "flags", "rst", "drop")
+    }
+
+    func delete() {
+        client.delete()
+        server.delete()
+    }
+}
+
+/// A TCP listener (opened inside the namespace by the caller's thread).
+func makeListener(family: Int32, address: String, port: UInt16 = 0, saveSYN: SYNCapture.Mode? = .headers) throws -> (Int32, UInt16) {
+    let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+    if family == AF_INET6 {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4)
+    }
+    if let m = saveSYN { try SYNCapture.enable(listener: fd, mode: m) }
+    let rc: Int32
+    if family == AF_INET {
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        inet_pton(AF_INET, address, &sa.sin_addr)
+        rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    } else {
+        var sa = sockaddr_in6()
+        sa.sin6_family = sa_family_t(AF_INET6)
+        sa.sin6_port = port.bigEndian
+        inet_pton(AF_INET6, address, &sa.sin6_addr)
+        rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+    }
+    guard rc == 0, listen(fd, 128) == 0 else { throw TestFailure("bind/listen \(address): \(String(cString: strerror(errno)))") }
+    return (fd, localPort(fd))
+}
+
+func localPort(_ fd: Int32) -> UInt16 {
+    var ss = sockaddr_storage()
+    var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    _ = withUnsafeMutablePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    let family = Int32(ss.ss_family)
+    return withUnsafePointer(to: &ss) { p in
+        family == AF_INET
+            ? p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+            : p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+    }
+}
+
+/// connect(2) from the calling thread (which must be in the right namespace); returns the fd.
+func connectTo(family: Int32, address: String, port: UInt16, mss: Int32? = nil) throws -> Int32 {
+    let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+    if let m = mss {
+        var v = m
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_MAXSEG, &v, 4)
+    }
+    let rc: Int32
+    if family == AF_INET {
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        inet_pton(AF_INET, address, &sa.sin_addr)
+        rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    } else {
+        var sa = sockaddr_in6()
+        sa.sin6_family = sa_family_t(AF_INET6)
+        sa.sin6_port = port.bigEndian
+        inet_pton(AF_INET6, address, &sa.sin6_addr)
+        rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+    }
+    guard rc == 0 else { let e = errno; close(fd); throw TestFailure("connect \(address):\(port): \(String(cString: strerror(e)))") }
+    return fd
+}
+
+/// accept(2) with a timeout.
+func acceptWithin(_ fd: Int32, seconds: Int32 = 5) throws -> Int32 {
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    guard poll(&p, 1, seconds * 1000) == 1 else { throw TestFailure("no connection within \(seconds)s") }
+    let c = accept(fd, nil, nil)
+    guard c >= 0 else { throw TestFailure("accept: \(errno)") }
+    return c
+}
+
+/// A pcap file (linktype 101, raw IP) holding the given packets, for p0f -r.
+func writeRawIPPcap(_ packets: [[UInt8]], to path: String) throws {
+    var d: [UInt8] = []
+    func le32(_ v: UInt32) { d += [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)] }
+    func le16(_ v: UInt16) { d += [UInt8(v & 0xff), UInt8(v >> 8)] }
+    le32(0xa1b2c3d4); le16(2); le16(4); le32(0); le32(0); le32(65535); le32(101)
+    for (i, p) in packets.enumerated() {
+        le32(1_700_000_000 + UInt32(i)); le32(0); le32(UInt32(p.count)); le32(UInt32(p.count))
+        d += p
+    }
+    guard FileManager.default.createFile(atPath: path, contents: Data(d)) else { throw TestFailure("cannot write \(path)") }
+}
+
+/// What p0f printed for one SYN.
+struct P0fObservation {
+    var rawSig: String
+    /// `os=` or `app=` value ("???" when unknown).
+    var label: String
+    var isApp: Bool
+    var dist: String
+    var params: String
+}
+
+/// Runs `p0f -r pcap -o log` with the given database and returns its SYN observations by client port.
+func runP0f(pcap: String, db: String = "/etc/p0f/p0f.fp") throws -> [Int: P0fObservation] {
+    let log = pcap + ".log"
+    let (st, _, err) = try run(["/usr/sbin/p0f", "-r", pcap, "-f", db, "-o", log])
+    guard st == 0 else { throw TestFailure("p0f failed (\(st)): \(err)") }
+    let text = try String(contentsOfFile: log, encoding: .utf8)
+    var out: [Int: P0fObservation] = [:]
+    for line in text.split(separator: "\n") where line.contains("|subj=cli|") && line.contains("mod=syn|") {
+        var fields: [String: String] = [:]
+        for part in line.split(separator: "|") {
+            if let eq = part.firstIndex(of: "=") {
+                let k = String(part[..<eq]).split(separator: " ").last.map(String.init) ?? ""
+                fields[k] = String(part[part.index(after: eq)...])
+            }
+        }
+        guard let cli = fields["cli"], let port = cli.split(separator: "/").last.flatMap({ Int($0) }) else { continue }
+        out[port] = P0fObservation(rawSig: fields["raw_sig"] ?? "", label: fields["os"] ?? fields["app"] ?? "",
+                                   isApp: fields["app"] != nil, dist: fields["dist"] ?? "", params: fields["params"] ?? "")
+    }
+    return out
+}
+
+/// Our answer in p0f's terms: the label or "???".
+func ourLabel(_ fp: SYNFingerprint) -> String { fp.os ?? "???" }
+
+let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+
+/// The built `sockctl` binary (next to the test bundle).
+func sockctlBinary() -> String {
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let c = dir.appendingPathComponent("sockctl").path
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: c, isDirectory: &isDir), !isDir.boolValue { return c }
+        dir = dir.deletingLastPathComponent()
+    }
+    return URL(fileURLWithPath: testsDirectory).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/debug/sockctl").path
+}
