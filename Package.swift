@@ -8,7 +8,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sockctl", targets: ["sockctl"]),
-        .library(name: "SockCtl", targets: ["Netlink", "SockDiag"]),
+        .library(name: "SockCtl", targets: ["Netlink", "SockDiag", "Namespaces", "BPF"]),
         // --- filter (issue 3) ---
         .library(name: "SocketFilter", targets: ["SocketFilter"]),
         // --- handoff (products) ---
@@ -81,7 +81,7 @@ let package = Package(
             name: "sockctl",
             dependencies: [
                 "Netlink", "SockDiag",
-                "Handoff",  // handoff
+                "Handoff", "Namespaces", "SocketFilter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -93,7 +93,6 @@ let package = Package(
 // --- SavedSYN: TCP_SAVED_SYN parsing, fingerprints, policy, NIO handler, `sockctl syn` (issue 7) ---
 package.dependencies += [
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
-    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
 ]
 package.targets += [
     .target(

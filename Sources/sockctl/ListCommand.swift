@@ -1,0 +1,168 @@
+import ArgumentParser
+import Namespaces
+import Netlink
+import SockDiag
+import SocketFilter
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Output options shared by `list` (and later `kill`/`watch`), named as in ss.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: [.short, .customLong("processes")], help: "Show the processes holding each socket (pid, comm, fd).")
+    var processes = false
+    @Flag(name: [.short, .customLong("extended")], help: "Show uid, inode, cookie, cgroup and mark.")
+    var extended = false
+    @Flag(name: [.short, .customLong("info")], help: "Show TCP internals (tcp_info) and the congestion algorithm.")
+    var info = false
+    @Flag(name: [.short, .customLong("memory")], help: "Show socket memory (skmeminfo).")
+    var memory = false
+    @Flag(name: [.customShort("H"), .customLong("no-header")], help: "Do not print the header line.")
+    var noHeader = false
+    @Flag(name: .short, help: "Numeric output (always on; accepted for ss compatibility).")
+    var numeric = false
+    @Flag(name: .customLong("json"), help: "One JSON object per socket per line (NDJSON).")
+    var json = false
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List sockets in one, several or every network namespace (like ss).",
+        discussion: """
+        FILTER is ss's filter language plus `uid N[-M]`, `pid N`, `comm NAME`, `cookie N`, e.g.
+          sockctl list -t 'dport = :443 and dst 10.0.0.0/8' -p -i
+          sockctl list --all-netns -tan --json 'state established'
+        What the kernel can evaluate is sent to it as bytecode; the rest is checked here.
+        Exit status: 0 sockets listed, 1 none matched, 2 bad usage or filter, 3 no permission.
+        """
+    )
+
+    @OptionGroup var selectors: SocketSelectors
+    @OptionGroup var output: OutputOptions
+    @Argument(parsing: .remaining, help: "Filter expression (ss syntax).")
+    var filter: [String] = []
+
+    func run() throws {
+        do {
+            let count = try SocketQuery(selectors: selectors, filterText: filter.joined(separator: " "),
+                                        output: output).run()
+            if count == 0 { throw ExitCode(Exit.nothingMatched) }
+        } catch let e as ExitCode {
+            throw e
+        } catch let e as ByteWriter.WriteError where e.errno == EPIPE {
+            throw ExitCode.success
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+/// Selects sockets in the chosen namespaces and streams them to the printer.
+struct SocketQuery {
+    var selectors: SocketSelectors
+    var filterText: String
+    var output: OutputOptions
+
+    /// The namespaces to look in; nil = the caller's own, without switching threads.
+    func namespaces() throws -> [NetworkNamespace]? {
+        if selectors.allNetns { return try NetworkNamespace.discoverAll() }
+        if !selectors.netns.isEmpty { return try NamespaceResolver().resolveAll(selectors.netns) }
+        return nil
+    }
+
+    /// Dumps every selected socket in the current thread's namespace, calling `body` for each that
+    /// passes the filter. Runs on a thread that is already in the target namespace.
+    static func collect(kinds: [SocketKind], families: [UInt8], filter: SocketFilter,
+                        states: (SocketKind) -> UInt32, extensions: InetDiagExtensions,
+                        label: String?, _ body: (Socket, String?) throws -> Void) throws {
+        let client = try SockDiagClient()
+        let context = FilterContext.system
+        var compiled: [UInt8: CompiledFilter] = [:]
+        var unixFilter: CompiledFilter?
+        for f in families where filter.families?.contains(f) ?? true {
+            compiled[f] = try filter.compile(family: f, context: context)
+        }
+        if kinds.contains(where: { $0.isUnix }) { unixFilter = try filter.compile(family: UInt8(AF_UNIX), context: context) }
+        var ifnames: [UInt32: String]?
+        for kind in kinds {
+            let fams: [UInt8] = kind.isUnix ? [UInt8(AF_UNIX)] : families.filter { compiled[$0].map { !$0.matchesNothing } ?? false }
+            if kind.isUnix, unixFilter?.matchesNothing ?? true { continue }
+            var query = DumpQuery(kinds: [kind], families: fams, states: kernelStateMask(filter.stateMask ?? states(kind)))
+            query.extensions = extensions
+            for f in fams { if let c = compiled[f] { query.bytecode[f] = c.bytecode } }
+            try client.dump(query) { s in
+                let residual = s.isUnix ? unixFilter : compiled[s.family]
+                if let r = residual, !r.exact, !r.matches(s) { return }
+                s.netns = label
+                var iface: String?
+                if s.interfaceIndex != 0 {
+                    if ifnames == nil { ifnames = (try? Interfaces.names()) ?? [:] }
+                    iface = ifnames?[s.interfaceIndex] ?? String(s.interfaceIndex)
+                }
+                try body(s, iface)
+            }
+        }
+    }
+
+    /// Runs the query and prints; returns how many sockets were printed.
+    func run() throws -> Int {
+        let filter = try SocketFilter.parse(filterText)
+        let spaces = try namespaces()
+        let kinds = selectors.kinds
+        var printer = SocketPrinter(json: output.json, showNetns: spaces.map { $0.count > 1 || selectors.allNetns } ?? false,
+                                    showNetid: kinds.count > 1, extended: output.extended, info: output.info,
+                                    memory: output.memory, processes: output.processes, header: !output.noHeader)
+        if spaces != nil && output.json { printer.showNetns = true }
+        var ext: InetDiagExtensions = []
+        if output.info { ext.formUnion([.info, .congestion]) }
+        if output.memory { ext.insert(.skMemInfo) }
+        let needProcesses = output.processes || filter.needsProcesses
+        let pending = needProcesses ? try ProcessIndex.start() : nil
+        var index: ProcessIndex?
+        var w = ByteWriter()
+        printer.writeHeader(&w)
+        var count = 0
+        let sel = selectors
+        let families = selectors.families
+        // Sockets wait for the process index only when they need it; the scan runs alongside the dump.
+        func emit(_ s: Socket, _ iface: String?) throws {
+            var s = s
+            if needProcesses {
+                if index == nil { index = try pending!.wait() }
+                s.processes = index!.owners(of: UInt64(s.inode)).map { SocketProcess(pid: $0.pid, comm: $0.comm, fd: $0.fd) }
+                if filter.needsProcesses && !filter.matches(s) { return }
+            }
+            printer.write(s, iface: iface, into: &w)
+            count += 1
+            try w.flushIfNeeded()
+        }
+        if let spaces {
+            typealias Batch = [(Socket, String?)]
+            try NamespaceRunner.stream(spaces, produce: { (ns: NetworkNamespace, push: (Batch) throws -> Void) in
+                var batch: Batch = []
+                batch.reserveCapacity(256)
+                try SocketQuery.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
+                                        extensions: ext, label: ns.label) { s, iface in
+                    batch.append((s, iface))
+                    if batch.count == 256 { try push(batch); batch.removeAll(keepingCapacity: true) }
+                }
+                if !batch.isEmpty { try push(batch) }
+            }, consume: { ns, event in
+                switch event {
+                case .item(let batch): for (s, iface) in batch { try emit(s, iface) }
+                case .finished: break
+                case .failed(let error):
+                    // One namespace failing (e.g. it vanished) is reported; the others still print.
+                    if spaces.count == 1 { throw error }
+                    FileHandleStderr.write("sockctl: netns \(ns.label): \(describe(error).0)\n")
+                }
+            })
+        } else {
+            try SocketQuery.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
+                                    extensions: ext, label: nil, emit)
+        }
+        try w.flush()
+        return count
+    }
+}
