@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["CLinuxUAPI"]),
         .target(name: "SockDiag", dependencies: ["Netlink", "CLinuxUAPI"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag"]),
+        // CLI-level oracle tests: run .build/debug/sockctl against ss in test namespaces.
+        .testTarget(name: "ListTests", dependencies: ["sockctl"], exclude: ["fixture.py"]),
 
         // --- namespaces: discovery, setns runner, interface names, socket inode -> process --------
         .target(name: "Namespaces", dependencies: ["CLinuxUAPI"]),
