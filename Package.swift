@@ -30,7 +30,7 @@ let package = Package(
         // --- netlink + sock_diag ------------------------------------------------------------
         .target(name: "Netlink", dependencies: ["CLinuxUAPI"]),
         .target(name: "SockDiag", dependencies: ["Netlink", "CLinuxUAPI"]),
-        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag", "CLinuxUAPI"]),
         // CLI-level oracle tests: run .build/debug/sockctl against ss in test namespaces.
         .testTarget(name: "ListTests", dependencies: ["sockctl"], exclude: ["fixture.py"]),
 
