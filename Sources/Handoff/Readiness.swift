@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import CLinuxUAPI
 
 /// How the supervisor decides that a new generation is ready (`--ready`).
 ///

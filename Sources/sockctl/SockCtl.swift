@@ -11,6 +11,7 @@ struct SockCtl: ParsableCommand {
     /// Every verb, one command type each. Keep one entry per line so that parallel work merges cleanly.
     static let allSubcommands: [ParsableCommand.Type] = [
         List.self,
+        Kill.self,
         Run.self,
         Upgrade.self,
         Status.self,

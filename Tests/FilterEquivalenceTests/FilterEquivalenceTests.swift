@@ -16,7 +16,7 @@ struct Case: CustomStringConvertible {
 
 @Suite(.serialized) struct FilterEquivalenceTests {
     static func cases(childPid: Int32, childCookie: UInt64, onLo: Set<String>, auto: Set<String>,
-                      cgroup: String?) -> [Case] {
+                      cgroup: String?, socketUID: [UInt32: UInt32]) -> [Case] {
         var c: [Case] = []
         func i(_ e: String) { c.append(Case(ours: e)) }
         func x(_ e: String) { c.append(Case(ours: e, unix: true)) }
@@ -88,12 +88,23 @@ struct Case: CustomStringConvertible {
                   "state connected src *.sock"] { x(e) }
         r("comm sockfixchild and not comm python3", "", unix: true) { row in
             row.users.contains { $0.comm == "sockfixchild" } && !row.users.contains { $0.comm == "python3" } }
-        r("uid 1234", "", unix: true) { $0.uid == 1234 }
+        // ss -x -e prints no uid for unix sockets: the oracle is the owner of the holder's fd
+        r("uid 1234", "", unix: true) { row in unixInode(row.key).flatMap { socketUID[$0] } == 1234 }
+        r("not uid 1234", "", unix: true) { row in unixInode(row.key).flatMap { socketUID[$0] } != 1234 }
         return c
     }
 
-    @Test func sameSocketsAsSS() throws {
-        let tag = "eq\(getpid())"
+    /// The fixture both tests use: namespaces A and B, the socket-holding fixture in A (and its
+    /// child with another uid, comm and cgroup), and the facts the case list is built from.
+    struct Fixture {
+        var ns: NamespacePair
+        var procs: [UInt32: [SocketProcess]]
+        var cases: [Case]
+    }
+
+    /// Builds the fixture under a unique tag, runs `body`, and tears everything down afterwards,
+    /// also when setup or `body` throws.
+    static func withFixture(tag: String, _ body: (Fixture) throws -> Void) throws {
         let ns = try NamespacePair(tag: tag)
         defer { ns.teardown() }
         let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -102,25 +113,49 @@ struct Case: CustomStringConvertible {
         let fixture = try Holder(["nsenter", "--net=/run/netns/\(ns.a)", "python3", here.appendingPathComponent("fixture.py").path, tag, ns.tmp, ns.cgroup ?? ""])
         defer { fixture.stop() }
 
-        let diag = try DiagSocket.open(in: ns.a)
-        defer { close(diag.fd) }
-        let ifindex = inNamespace(ns.a) { ["lo": if_nametoindex("lo"), "vA": if_nametoindex("vA")] } ?? [:]
-        let context = FilterContext(resolveInterface: { ifindex[$0].flatMap { $0 == 0 ? nil : $0 } },
-                                    resolveCgroup: FilterContext.systemCgroupID,
-                                    ephemeralPorts: inNamespace(ns.a) { Evaluator.localPortRange() } ?? 32768...60999)
         let procs = processTable()
         let child = procs.values.flatMap { $0 }.first { $0.comm == "sockfixchild" }
         #expect(child != nil)
         let (_, all) = ssRows(ns: ns.a, args: ["-t", "-u"], expr: "sport = :3000")
         let childCookie = all.first?.cookie ?? 0
         #expect(childCookie != 0)
+        let onLo = Set(ssRows(ns: ns.a, args: ["-t", "-u"], expr: "dev lo").1.map(\.key))
+        #expect(!onLo.isEmpty)
+        let auto = Set(ssRows(ns: ns.a, args: ["-t", "-u"], expr: "autobound").1.map(\.key))
+        let socketUID = socketOwners(procs)
+        #expect(socketUID.values.contains(1234))  // the child's unix listener, for `uid 1234` on -x
+        let cases = Self.cases(childPid: child?.pid ?? -1, childCookie: childCookie, onLo: onLo, auto: auto,
+                               cgroup: ns.cgroup, socketUID: socketUID)
+        try body(Fixture(ns: ns, procs: procs, cases: cases))
+    }
+
+    /// What ss lists for one case (`ss -H -n -a -e -p`, the same tables), narrowed by the case's
+    /// oracle predicate for sockctl-only terms; records an issue when ss rejects the expression.
+    static func ssKeys(_ cs: Case, ns: String, singleState: String?) -> [SSRow] {
+        let (status, rows) = ssRows(ns: ns, args: cs.unix ? ["-x"] : ["-t", "-u"], expr: cs.ss ?? cs.ours, singleState: singleState)
+        #expect(status == 0, "ss rejected '\(cs.ss ?? cs.ours)'")
+        return rows.filter { cs.post?($0) ?? true }
+    }
+
+    /// ss drops its State column when exactly one state is selected; this is that state's name.
+    static func singleState(_ f: SocketFilter) -> String? {
+        let states = f.stateMask ?? StateNames.all
+        return states.nonzeroBitCount == 1 ? SocketState(rawValue: UInt8(states.trailingZeroBitCount)).shortName : nil
+    }
+
+    @Test func sameSocketsAsSS() throws {
+      try Self.withFixture(tag: "eq\(getpid())") { fx in
+        let ns = fx.ns, procs = fx.procs
+        let diag = try DiagSocket.open(in: ns.a)
+        defer { close(diag.fd) }
+        let ifindex = inNamespace(ns.a) { ["lo": if_nametoindex("lo"), "vA": if_nametoindex("vA")] } ?? [:]
+        let context = FilterContext(resolveInterface: { ifindex[$0].flatMap { $0 == 0 ? nil : $0 } },
+                                    resolveCgroup: FilterContext.systemCgroupID,
+                                    ephemeralPorts: inNamespace(ns.a) { Evaluator.localPortRange() } ?? 32768...60999)
 
         var agreed = 0, kernelAccepted = 0, totalSockets = 0
         var failures: [String] = []
-        let onLo = Set(ssRows(ns: ns.a, args: ["-t", "-u"], expr: "dev lo").1.map(\.key))
-        #expect(!onLo.isEmpty)
-        for cs in Self.cases(childPid: child?.pid ?? -1, childCookie: childCookie, onLo: onLo, auto: Set(ssRows(ns: ns.a, args: ["-t", "-u"], expr: "autobound").1.map(\.key)),
-                                 cgroup: ns.cgroup) {
+        for cs in fx.cases {
           do {
             let f = try SocketFilter.parse(cs.ours)
             let states = f.stateMask ?? StateNames.all
@@ -145,10 +180,7 @@ struct Case: CustomStringConvertible {
                     }
                 }
             }
-            let single = states.nonzeroBitCount == 1 ? SocketState(rawValue: UInt8(states.trailingZeroBitCount)).shortName : nil
-            let (status, rows) = ssRows(ns: ns.a, args: cs.unix ? ["-x"] : ["-t", "-u"], expr: cs.ss ?? cs.ours, singleState: single)
-            #expect(status == 0, "ss rejected '\(cs.ss ?? cs.ours)'")
-            let theirs = rows.filter { cs.post?($0) ?? true }.map(\.key)
+            let theirs = Self.ssKeys(cs, ns: ns.a, singleState: Self.singleState(f)).map(\.key)
             totalSockets += ours.count
             if ours.sorted() == theirs.sorted() {
                 agreed += 1
@@ -161,10 +193,80 @@ struct Case: CustomStringConvertible {
           }
         }
         for f in failures { Issue.record(Comment(rawValue: f)) }
-        let total = Self.cases(childPid: 0, childCookie: 0, onLo: [], auto: [], cgroup: ns.cgroup).count
+        let total = fx.cases.count
         print("filter-equivalence: \(agreed)/\(total) expressions agree with ss; \(kernelAccepted) bytecode dumps accepted by the kernel; \(totalSockets) sockets matched in all")
         #expect(agreed == total)
         #expect(agreed >= 80)
         #expect(totalSockets > 500)  // the fixture really produced sockets for the filters to select
+      }
+    }
+
+    /// The same cases through the real CLI: `sockctl list --netns A -H --json -a -t -u|-x EXPR`,
+    /// one process per expression, compared with ss's rows for the same expression. Also checks
+    /// the NDJSON itself: every object is labelled with the namespace, and its uid and cookie are
+    /// the ones ss reports for that socket.
+    @Test func cliListMatchesSS() throws {
+        let binary = CLIList.binary
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            Issue.record("sockctl binary not found at \(binary.path): run `swift build` (or `swift build --build-tests`) first")
+            return
+        }
+      try Self.withFixture(tag: "cli\(getpid())") { fx in
+        let ns = fx.ns
+        var agreed = 0, totalSockets = 0, emptyCases = 0
+        var failures: [String] = []
+        for cs in fx.cases {
+          do {
+            let f = try SocketFilter.parse(cs.ours)
+            // the harness dumps every state of the selected tables, as `ss -a` does
+            var args = ["list", "--netns", ns.a, "-H", "--json", "-a"] + (cs.unix ? ["-x"] : ["-t", "-u"])
+            if !cs.ours.isEmpty { args.append(cs.ours) }
+            let r = try CLIList.run(args)
+            let command = "sockctl \(args.joined(separator: " "))"
+            // 0 = something listed, 1 = nothing matched (and nothing printed); anything else is an error
+            guard r.status == 0 || r.status == 1 else {
+                failures.append("'\(cs.ours)': `\(command)` exited \(r.status): \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+                continue
+            }
+            let rows = try CLIList.rows(r.stdout)
+            if (r.status == 1) != rows.isEmpty {
+                failures.append("'\(cs.ours)': exit status \(r.status) with \(rows.count) sockets printed")
+            }
+            if rows.isEmpty { emptyCases += 1 }
+            for row in rows where row.netns != ns.a {
+                failures.append("'\(cs.ours)': \(row.key) labelled netns \(row.netns ?? "nil"), expected \(ns.a)")
+            }
+            let ours = rows.map(\.key)
+            let ssRows = Self.ssKeys(cs, ns: ns.a, singleState: Self.singleState(f))
+            let theirs = ssRows.map(\.key)
+            totalSockets += ours.count
+            if ours.sorted() == theirs.sorted() {
+                agreed += 1
+            } else {
+                let o = Set(ours), t = Set(theirs)
+                failures.append("'\(cs.ours)': only sockctl list \(o.subtracting(t).sorted()), only ss \(t.subtracting(o).sorted())")
+            }
+            // the same socket must carry the same identity fields as ss shows (-e: uid:, sk:)
+            let byKey = Dictionary(rows.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+            for s in ssRows {
+                guard let row = byKey[s.key] else { continue }
+                if s.cookie != 0, row.cookie != s.cookie {
+                    failures.append("'\(cs.ours)': \(s.key) cookie \(row.cookie.map(String.init) ?? "nil"), ss says \(s.cookie)")
+                }
+                if !cs.unix, row.uid != s.uid {
+                    failures.append("'\(cs.ours)': \(s.key) uid \(row.uid.map(String.init) ?? "nil"), ss says \(s.uid)")
+                }
+            }
+          } catch {
+            failures.append("'\(cs.ours)': \(error)")
+          }
+        }
+        for f in failures { Issue.record(Comment(rawValue: f)) }
+        let total = fx.cases.count
+        print("filter-equivalence (sockctl list): \(agreed)/\(total) expressions agree with ss; \(totalSockets) sockets listed in all; \(emptyCases) expressions listed nothing")
+        #expect(agreed == total)
+        #expect(totalSockets > 500)  // the fixture really produced sockets for the filters to select
+        #expect(emptyCases < total / 2)
+      }
     }
 }

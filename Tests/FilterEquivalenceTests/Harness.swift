@@ -194,9 +194,9 @@ struct DiagSocket {
         }
     }
 
-    /// `unix_diag_req` with UDIAG_SHOW_NAME | UDIAG_SHOW_PEER.
+    /// `unix_diag_req` with UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_UID.
     func unix(states: UInt32) throws -> [Socket] {
-        let req: [UInt8] = [1, 0, 0, 0] + LE.u32(states) + LE.u32(0) + LE.u32(1 | 4) + LE.u32(0xFFFF_FFFF) + LE.u32(0xFFFF_FFFF)
+        let req: [UInt8] = [1, 0, 0, 0] + LE.u32(states) + LE.u32(0) + LE.u32(1 | 4 | 0x40) + LE.u32(0xFFFF_FFFF) + LE.u32(0xFFFF_FFFF)
         return try dump(req).map { m in
             let kind: SocketKind = m[1] == 1 ? .stream : m[1] == 2 ? .dgram : .seqpacket
             var s = Socket(family: 1, kind: kind, state: SocketState(rawValue: m[2]))
@@ -212,6 +212,7 @@ struct DiagSocket {
                     s.path = String(decoding: name, as: UTF8.self)
                 }
                 if type == 2 /* UNIX_DIAG_PEER */ { s.peerInode = LE.readU32(m, off + 4) }
+                if type == 7 /* UNIX_DIAG_UID */ { s.uid = LE.readU32(m, off + 4) }
                 off += (alen + 3) & ~3
             }
             return s
@@ -235,6 +236,24 @@ func processTable() -> [UInt32: [SocketProcess]] {
         }
     }
     return table
+}
+
+/// socket inode -> owner uid, from fstat of a holder's /proc/PID/fd/N: the sockfs inode's i_uid,
+/// which is what sock_diag reports as the socket's uid (ss -x -e prints no uid for unix sockets).
+func socketOwners(_ table: [UInt32: [SocketProcess]]) -> [UInt32: UInt32] {
+    var owners: [UInt32: UInt32] = [:]
+    for (ino, holders) in table {
+        for h in holders {
+            var st = stat()
+            if stat("/proc/\(h.pid)/fd/\(h.fd)", &st) == 0 { owners[ino] = st.st_uid; break }
+        }
+    }
+    return owners
+}
+
+/// The inode in a unix row's key (`u_str|STATE|INODE`).
+func unixInode(_ key: String) -> UInt32? {
+    key.split(separator: "|").last.flatMap { UInt32($0) }
 }
 
 /// One row of `ss -H -n -a -e -p` output, reduced to what the comparison needs.

@@ -43,10 +43,11 @@ final class TestNamespace {
 final class Holder {
     let process = Process()
     let input = Pipe()
+    let output = Pipe()
     init(_ args: [String]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = args
-        let out = Pipe()
+        let out = output
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         process.standardInput = input

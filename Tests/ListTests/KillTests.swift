@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// `sockctl kill` in a namespace of its own: exactly the matching sockets die, owners see
+/// ECONNABORTED, TCP peers see ECONNRESET, everything else keeps moving data.
+@Suite struct KillTests {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("kill_fixture.py").path
+
+    final class Fixture {
+        let holder: Holder
+        let output: FileHandle
+        init(_ ns: TestNamespace) throws {
+            holder = try Holder(["ip", "netns", "exec", ns.name, "python3", KillTests.fixture])
+            output = holder.output.fileHandleForReading
+        }
+        /// Asks the fixture to probe every socket; returns name -> result.
+        func probe() throws -> [String: String] {
+            holder.input.fileHandleForWriting.write(Data("probe\n".utf8))
+            var line = Data()
+            while let b = try output.read(upToCount: 1), !b.isEmpty, b.first != 10 { line.append(b) }
+            return try #require(try JSONSerialization.jsonObject(with: line) as? [String: String])
+        }
+    }
+
+    func kill(_ ns: TestNamespace, _ args: [String]) -> (status: Int32, out: String) {
+        sh([sockctlBinary, "kill", "--netns", ns.name] + args)
+    }
+
+    @Test func killsExactlyTheMatchingSockets() throws {
+        let ns = try TestNamespace("kill")
+        let fx = try Fixture(ns)
+        let before = try fx.probe()
+        #expect(before.values.allSatisfy { $0 == "ok" }, "fixture not healthy: \(before)")
+
+        // Refusals destroy nothing.
+        #expect(kill(ns, []).status == 2)
+        #expect(kill(ns, ["--max", "1", "dport = :7101"]).status == 2)
+        let dry = kill(ns, ["--dry-run", "--json", "dport = :7101"])
+        #expect(dry.status == 0)
+        let dryLines = try jsonLines(dry.out)
+        #expect(dryLines.count == 4 && dryLines.allSatisfy { $0["outcome"] as? String == "would-destroy" })
+        #expect(try fx.probe().values.allSatisfy { $0 == "ok" }, "dry run destroyed something")
+
+        // The real kill: TCP and connected UDP clients of port 7101, IPv4 and IPv6.
+        let r = kill(ns, ["--json", "-tu", "dport = :7101"])
+        #expect(r.status == 0)
+        let killed = try jsonLines(r.out)
+        #expect(killed.count == 4)
+        #expect(killed.allSatisfy { $0["outcome"] as? String == "destroyed" && $0["dport"] as? Int == 7101 })
+
+        let after = try fx.probe()
+        for v in ["4", "6"] {
+            #expect(after["tcp\(v)-7101-client"] == "ECONNABORTED")
+            #expect(after["tcp\(v)-7101-server"] == "ECONNRESET")
+            #expect(after["udp\(v)-7101-client"] == "ECONNABORTED")
+            for name in ["tcp\(v)-7102-client", "tcp\(v)-7102-server", "udp\(v)-7102-client", "tcp\(v)-7101-listener", "tcp\(v)-7102-listener"] {
+                #expect(after[name] == "ok", "\(name) was hit: \(after[name] ?? "-")")
+            }
+        }
+        // The killed TCP sockets are gone from the namespace (a destroyed UDP socket stays, disconnected).
+        let left = try jsonLines(sh([sockctlBinary, "list", "--netns", ns.name, "-tuaH", "--json"]).out)
+        let gone = Set(killed.filter { $0["protocol"] as? String == "tcp" }.compactMap { $0["cookie"] as? Int })
+        #expect(gone.count == 2)
+        #expect(left.allSatisfy { !gone.contains($0["cookie"] as? Int ?? -1) })
+        // Nothing matches any more.
+        #expect(kill(ns, ["-u", "dport = :7101"]).status == 1)
+    }
+}
