@@ -57,11 +57,13 @@ struct Kill: ParsableCommand {
                 parsed.stateMask == nil ? (sel.defaultStates(for: k) & ~SocketState.timeWait.mask) : sel.defaultStates(for: k)
             }
             // Select in each namespace, then (unless --max is exceeded anywhere) destroy there.
+            let lookup = parsed.needsProcesses ? try ProcessLookup() : nil
+            let owners: ((UInt32) throws -> [SocketProcess])? = lookup.map { l in { try l.owners($0) } }
             typealias Found = (label: String?, sockets: [(Socket, String?)])
             func select(_ label: String?) throws -> Found {
                 var found: [(Socket, String?)] = []
                 try SocketQuery.collect(kinds: kinds, families: sel.families, filter: parsed, states: defaultStates,
-                                        extensions: [], label: label) { s, iface in found.append((s, iface)) }
+                                        extensions: [], label: label, owners: owners) { s, iface in found.append((s, iface)) }
                 return (label, found)
             }
             func destroy(_ f: Found) throws -> [DestroyOutcome] {

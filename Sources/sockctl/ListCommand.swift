@@ -58,6 +58,39 @@ struct List: ParsableCommand {
     }
 }
 
+/// A filter with pid/comm terms reached the dump without a process lookup (a programming error).
+struct ProcessLookupMissing: Error, CustomStringConvertible {
+    var description: String { "internal error: a pid/comm filter needs the process index" }
+}
+
+/// Builds the socket-inode → processes lookup once; the /proc scan runs alongside the dumps.
+final class ProcessLookup {
+    private let pending: PendingProcessIndex
+    private var index: ProcessIndex?
+    private let lock = NSLockLite()
+    init() throws { pending = try ProcessIndex.start() }
+    func owners(_ inode: UInt32) throws -> [SocketProcess] {
+        let idx: ProcessIndex = try lock.with {
+            if let index { return index }
+            let built = try pending.wait()
+            index = built
+            return built
+        }
+        return idx.owners(of: UInt64(inode)).map { SocketProcess(pid: $0.pid, comm: $0.comm, fd: $0.fd) }
+    }
+}
+
+/// A pthread mutex (the lookup is used from namespace threads).
+final class NSLockLite {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func with<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&m); defer { pthread_mutex_unlock(&m) }
+        return try body()
+    }
+}
+
 /// Selects sockets in the chosen namespaces and streams them to the printer.
 struct SocketQuery {
     var selectors: SocketSelectors
@@ -75,7 +108,8 @@ struct SocketQuery {
     /// passes the filter. Runs on a thread that is already in the target namespace.
     static func collect(kinds: [SocketKind], families: [UInt8], filter: SocketFilter,
                         states: (SocketKind) -> UInt32, extensions: InetDiagExtensions,
-                        label: String?, _ body: (Socket, String?) throws -> Void) throws {
+                        label: String?, owners: ((UInt32) throws -> [SocketProcess])? = nil,
+                        _ body: (Socket, String?) throws -> Void) throws {
         let client = try SockDiagClient()
         let context = FilterContext.system
         var compiled: [UInt8: CompiledFilter] = [:]
@@ -93,7 +127,14 @@ struct SocketQuery {
             for f in fams { if let c = compiled[f] { query.bytecode[f] = c.bytecode } }
             try client.dump(query) { s in
                 let residual = s.isUnix ? unixFilter : compiled[s.family]
-                if let r = residual, !r.exact, !r.matches(s) { return }
+                if let r = residual, !r.exact {
+                    // pid/comm terms are decided on the processes holding the socket, looked up first.
+                    if r.needsProcesses {
+                        guard let owners else { throw ProcessLookupMissing() }
+                        s.processes = try owners(s.inode)
+                    }
+                    if !r.matches(s) { return }
+                }
                 s.netns = label
                 var iface: String?
                 if s.interfaceIndex != 0 {
@@ -118,8 +159,8 @@ struct SocketQuery {
         if output.info { ext.formUnion([.info, .congestion]) }
         if output.memory { ext.insert(.skMemInfo) }
         let needProcesses = output.processes || filter.needsProcesses
-        let pending = needProcesses ? try ProcessIndex.start() : nil
-        var index: ProcessIndex?
+        let lookup = needProcesses ? try ProcessLookup() : nil
+        let owners: ((UInt32) throws -> [SocketProcess])? = lookup.map { l in { try l.owners($0) } }
         var w = ByteWriter()
         printer.writeHeader(&w)
         var count = 0
@@ -128,11 +169,7 @@ struct SocketQuery {
         // Sockets wait for the process index only when they need it; the scan runs alongside the dump.
         func emit(_ s: Socket, _ iface: String?) throws {
             var s = s
-            if needProcesses {
-                if index == nil { index = try pending!.wait() }
-                s.processes = index!.owners(of: UInt64(s.inode)).map { SocketProcess(pid: $0.pid, comm: $0.comm, fd: $0.fd) }
-                if filter.needsProcesses && !filter.matches(s) { return }
-            }
+            if let owners, s.processes.isEmpty { s.processes = try owners(s.inode) }
             printer.write(s, iface: iface, into: &w)
             count += 1
             try w.flushIfNeeded()
@@ -143,7 +180,7 @@ struct SocketQuery {
                 var batch: Batch = []
                 batch.reserveCapacity(256)
                 try SocketQuery.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
-                                        extensions: ext, label: ns.label) { s, iface in
+                                        extensions: ext, label: ns.label, owners: owners) { s, iface in
                     batch.append((s, iface))
                     if batch.count == 256 { try push(batch); batch.removeAll(keepingCapacity: true) }
                 }
@@ -160,7 +197,7 @@ struct SocketQuery {
             })
         } else {
             try SocketQuery.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
-                                    extensions: ext, label: nil, emit)
+                                    extensions: ext, label: nil, owners: owners, emit)
         }
         try w.flush()
         return count

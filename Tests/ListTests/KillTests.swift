@@ -41,6 +41,14 @@ import Testing
         #expect(dryLines.count == 4 && dryLines.allSatisfy { $0["outcome"] as? String == "would-destroy" })
         #expect(try fx.probe().values.allSatisfy { $0 == "ok" }, "dry run destroyed something")
 
+        // pid/comm terms are decided on the processes holding each socket.
+        #expect(kill(ns, ["comm sockctl-nobody-has-this"]).status == 1)
+        let byComm = kill(ns, ["--dry-run", "--json", "-tu", "comm python3 and dport = :7102"])
+        #expect(try jsonLines(byComm.out).count == 4)
+        // `ip netns exec` execs python in place: the holder's pid owns the sockets; ours owns none.
+        #expect(try jsonLines(kill(ns, ["--dry-run", "--json", "-tu", "pid \(fx.holder.pid) and dport = :7102"]).out).count == 4)
+        #expect(kill(ns, ["--dry-run", "-tu", "pid \(getpid()) and dport = :7102"]).status == 1)
+
         // The real kill: TCP and connected UDP clients of port 7101, IPv4 and IPv6.
         let r = kill(ns, ["--json", "-tu", "dport = :7101"])
         #expect(r.status == 0)
