@@ -176,7 +176,8 @@ struct SocketQuery {
         }
         if let spaces {
             typealias Batch = [(Socket, String?)]
-            try NamespaceRunner.stream(spaces, produce: { (ns: NetworkNamespace, push: (Batch) throws -> Void) in
+            // A few batches in flight per namespace: enough to overlap dump and print, flat memory however many sockets.
+            try NamespaceRunner.stream(spaces, bufferLimit: 8, produce: { (ns: NetworkNamespace, push: (Batch) throws -> Void) in
                 var batch: Batch = []
                 batch.reserveCapacity(256)
                 try SocketQuery.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
