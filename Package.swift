@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "SockDiag", dependencies: ["Netlink", "CLinuxUAPI"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag", "CLinuxUAPI"]),
         // CLI-level oracle tests: run .build/debug/sockctl against ss in test namespaces.
-        .testTarget(name: "ListTests", dependencies: ["sockctl"], exclude: ["fixture.py", "kill_fixture.py"]),
+        .testTarget(name: "ListTests", dependencies: ["sockctl", "SockDiag", "Namespaces"], exclude: ["fixture.py", "kill_fixture.py"]),
 
         // --- namespaces: discovery, setns runner, interface names, socket inode -> process --------
         .target(name: "Namespaces", dependencies: ["CLinuxUAPI"]),
