@@ -28,8 +28,8 @@ public enum DestroyOutcome: Equatable, Sendable {
 
 extension SockDiagClient {
     /// A fresh `NETLINK_SOCK_DIAG` socket in the calling thread's namespace (for destroy batches).
-    public static func openSocket() throws -> NetlinkSocket {
-        try NetlinkSocket(family: NETLINK_SOCK_DIAG)
+    public static func openSocket(receiveBufferSize: Int = 1 << 20) throws -> NetlinkSocket {
+        try NetlinkSocket(family: NETLINK_SOCK_DIAG, receiveBufferSize: receiveBufferSize)
     }
 
     /// `SOCK_DESTROY` for each socket, many requests per `sendmsg` on a separate netlink socket, each

@@ -12,6 +12,7 @@ struct SockCtl: ParsableCommand {
     static let allSubcommands: [ParsableCommand.Type] = [
         List.self,
         Kill.self,
+        Watch.self,
         Run.self,
         Upgrade.self,
         Status.self,
