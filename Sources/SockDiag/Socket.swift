@@ -1,4 +1,5 @@
 import CLinuxUAPI
+import Namespaces
 
 /// A socket's state as sock_diag reports it: the kernel's `TCP_*` state numbers
 /// (include/net/tcp_states.h), which UDP, RAW and UNIX sockets reuse (`TCP_CLOSE` = unconnected,
@@ -88,17 +89,9 @@ public enum SocketKind: String, Sendable, Hashable, CaseIterable {
     }
 }
 
-/// A process holding a socket, as found under /proc/PID/fd.
-public struct SocketProcess: Hashable, Sendable {
-    public var pid: Int32
-    public var comm: String
-    public var fd: Int32
-    public init(pid: Int32, comm: String, fd: Int32) {
-        self.pid = pid
-        self.comm = comm
-        self.fd = fd
-    }
-}
+/// A process holding a socket (pid, comm, fd): the process index's own value, shared so that a
+/// lookup result goes into `Socket.processes` as it is.
+public typealias SocketProcess = SocketOwner
 
 /// One socket from a sock_diag dump: `struct inet_diag_msg` / `struct unix_diag_msg` plus the
 /// attributes that were asked for. Values are decoded into host order.

@@ -75,9 +75,8 @@ struct Kill: ParsableCommand {
             if let spaces {
                 let found = try NamespaceRunner.map(spaces) { ns in try select(ns.label) }.map { try $0.get() }
                 try checkMax(found.reduce(0) { $0 + $1.sockets.count })
-                let outcomes = try NamespaceRunner.map(spaces.indices.map { spaces[$0] }) { ns in
-                    try destroy(found[spaces.firstIndex(of: ns)!])
-                }
+                let byNamespace = Dictionary(uniqueKeysWithValues: zip(spaces, found))
+                let outcomes = try NamespaceRunner.map(spaces) { ns in try destroy(byNamespace[ns]!) }
                 for (f, o) in zip(found, outcomes) { results.append((f, try o.get())) }
             } else {
                 let f = try select(nil)

@@ -3,6 +3,7 @@ import Namespaces
 import Netlink
 import SockDiag
 import SocketFilter
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,27 +68,16 @@ struct ProcessLookupMissing: Error, CustomStringConvertible {
 final class ProcessLookup {
     private let pending: PendingProcessIndex
     private var index: ProcessIndex?
-    private let lock = NSLockLite()
+    private let lock = NSLock()
     init() throws { pending = try ProcessIndex.start() }
     func owners(_ inode: UInt32) throws -> [SocketProcess] {
-        let idx: ProcessIndex = try lock.with {
+        let idx: ProcessIndex = try lock.withLock {
             if let index { return index }
             let built = try pending.wait()
             index = built
             return built
         }
-        return idx.owners(of: UInt64(inode)).map { SocketProcess(pid: $0.pid, comm: $0.comm, fd: $0.fd) }
-    }
-}
-
-/// A pthread mutex (the lookup is used from namespace threads).
-final class NSLockLite {
-    private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
-    deinit { pthread_mutex_destroy(&m) }
-    func with<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&m); defer { pthread_mutex_unlock(&m) }
-        return try body()
+        return idx.owners(of: UInt64(inode))
     }
 }
 
