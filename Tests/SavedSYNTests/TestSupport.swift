@@ -143,22 +143,26 @@ func makeListener(family: Int32, address: String, port: UInt16 = 0, saveSYN: SYN
         setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4)
     }
     if let m = saveSYN { try SYNCapture.enable(listener: fd, mode: m) }
-    let rc: Int32
+    let rc = withSocketAddress(family: family, address: address, port: port) { bind(fd, $0, $1) }
+    guard rc == 0, listen(fd, 128) == 0 else { throw TestFailure("bind/listen \(address): \(String(cString: strerror(errno)))") }
+    return (fd, localPort(fd))
+}
+
+/// Calls `body` with a numeric IPv4 or IPv6 socket address, as bind(2) and connect(2) take it.
+func withSocketAddress(family: Int32, address: String, port: UInt16,
+                       _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
     if family == AF_INET {
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_port = port.bigEndian
         inet_pton(AF_INET, address, &sa.sin_addr)
-        rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    } else {
-        var sa = sockaddr_in6()
-        sa.sin6_family = sa_family_t(AF_INET6)
-        sa.sin6_port = port.bigEndian
-        inet_pton(AF_INET6, address, &sa.sin6_addr)
-        rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
     }
-    guard rc == 0, listen(fd, 128) == 0 else { throw TestFailure("bind/listen \(address): \(String(cString: strerror(errno)))") }
-    return (fd, localPort(fd))
+    var sa = sockaddr_in6()
+    sa.sin6_family = sa_family_t(AF_INET6)
+    sa.sin6_port = port.bigEndian
+    inet_pton(AF_INET6, address, &sa.sin6_addr)
+    return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
 }
 
 func localPort(_ fd: Int32) -> UInt16 {
@@ -180,20 +184,7 @@ func connectTo(family: Int32, address: String, port: UInt16, mss: Int32? = nil) 
         var v = m
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_MAXSEG, &v, 4)
     }
-    let rc: Int32
-    if family == AF_INET {
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        inet_pton(AF_INET, address, &sa.sin_addr)
-        rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    } else {
-        var sa = sockaddr_in6()
-        sa.sin6_family = sa_family_t(AF_INET6)
-        sa.sin6_port = port.bigEndian
-        inet_pton(AF_INET6, address, &sa.sin6_addr)
-        rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-    }
+    let rc = withSocketAddress(family: family, address: address, port: port) { connect(fd, $0, $1) }
     guard rc == 0 else { let e = errno; close(fd); throw TestFailure("connect \(address):\(port): \(String(cString: strerror(e)))") }
     return fd
 }
