@@ -2,22 +2,28 @@ import ArgumentParser
 import Foundation
 import Handoff
 
-/// `sockctl status NAME`: generations, pids, listeners and upgrades of a `sockctl run` supervisor.
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a supervisor's generations, listeners and upgrades.")
-
+/// Which `sockctl run` supervisor a control verb talks to: by name, or by its control socket.
+struct SupervisorAddress: ParsableArguments {
     @Argument(help: "The supervisor's name (sockctl run --name).")
     var name: String
 
     @Option(help: "Control socket path (default /run/sockctl/NAME.sock).")
     var controlSocket: String?
 
+    var path: String { controlSocket ?? ControlProtocol.socketPath(name: name) }
+}
+
+/// `sockctl status NAME`: generations, pids, listeners and upgrades of a `sockctl run` supervisor.
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a supervisor's generations, listeners and upgrades.")
+
+    @OptionGroup var supervisor: SupervisorAddress
+
     @Flag(help: "One JSON object.")
     var json = false
 
     func run() throws {
-        let path = controlSocket ?? ControlProtocol.socketPath(name: name)
-        let reply = try callSupervisor(path: path, command: "status", name: name)
+        let reply = try callSupervisor(path: supervisor.path, command: "status", name: supervisor.name)
         guard let s = reply.status else {
             FileHandle.standardError.write(Data("sockctl status: \(reply.message)\n".utf8))
             throw ExitCode(4)

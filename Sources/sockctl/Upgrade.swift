@@ -9,18 +9,13 @@ struct Upgrade: ParsableCommand {
         discussion: "Exit status: 0 upgraded, 2 no such supervisor, 4 the upgrade failed or was refused (the old generation keeps serving)."
     )
 
-    @Argument(help: "The supervisor's name (sockctl run --name).")
-    var name: String
-
-    @Option(help: "Control socket path (default /run/sockctl/NAME.sock).")
-    var controlSocket: String?
+    @OptionGroup var supervisor: SupervisorAddress
 
     @Flag(help: "Print the reply as JSON.")
     var json = false
 
     func run() throws {
-        let path = controlSocket ?? ControlProtocol.socketPath(name: name)
-        let reply = try callSupervisor(path: path, command: "upgrade", name: name)
+        let reply = try callSupervisor(path: supervisor.path, command: "upgrade", name: supervisor.name)
         if json {
             print(String(decoding: try JSONEncoder().encode(reply), as: UTF8.self))
         } else if let u = reply.upgrade {
