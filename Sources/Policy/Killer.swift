@@ -6,13 +6,16 @@ import SocketFilter
 /// IPv6, every state but TIME-WAIT unless the filter names states).
 public struct KillOrder: Sendable {
     public var filter: SocketFilter
-    public var namespaces: [NetworkNamespace]
+    /// nil: the calling thread's own namespace (a route monitor's thread), labelled `currentLabel`.
+    public var namespaces: [NetworkNamespace]?
+    public var currentLabel: String
     public var dryRun: Bool
     public var max: Int?
 
-    public init(filter: SocketFilter, namespaces: [NetworkNamespace], dryRun: Bool, max: Int? = nil) {
+    public init(filter: SocketFilter, namespaces: [NetworkNamespace]?, currentLabel: String = "", dryRun: Bool, max: Int? = nil) {
         self.filter = filter
         self.namespaces = namespaces
+        self.currentLabel = currentLabel
         self.dryRun = dryRun
         self.max = max
     }

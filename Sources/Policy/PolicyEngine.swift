@@ -174,15 +174,16 @@ public final class PolicyEngine: @unchecked Sendable {
                 term = nil
                 trigger = "link-up \(i)"
             }
-            run(rule, in: [ns], eventTerm: term, trigger: trigger, receivedAt: t0)
+            // On the monitor's own thread, already inside `ns`: no thread switch before the kill.
+            run(rule, in: nil, label: ns.label, eventTerm: term, trigger: trigger, receivedAt: t0)
         }
     }
 
     /// Runs one rule over `namespaces`; returns what was done.
     @discardableResult
-    func run(_ rule: Rule, in namespaces: [NetworkNamespace], eventTerm: String?, trigger: String,
+    func run(_ rule: Rule, in namespaces: [NetworkNamespace]?, label: String = "", eventTerm: String?, trigger: String,
              receivedAt t0: UInt64? = nil) -> [KilledSocket] {
-        guard !namespaces.isEmpty else { return [] }
+        if let namespaces, namespaces.isEmpty { return [] }
         guard let text = rule.filterText(eventTerm: eventTerm, cgroupDirectories: Self.cgroupTree) else {
             logger.debug("rule's cgroup does not exist; nothing selected", metadata: ["rule": "\(rule.name)"])
             return []
@@ -196,7 +197,7 @@ public final class PolicyEngine: @unchecked Sendable {
         }
         let audit = options.auditAll || rule.action == .audit
         do {
-            let results = try killer.kill(KillOrder(filter: filter, namespaces: namespaces, dryRun: audit))
+            let results = try killer.kill(KillOrder(filter: filter, namespaces: namespaces, currentLabel: label, dryRun: audit))
             if let t0, !audit, !results.isEmpty {
                 metrics.eventToKill(nanoseconds: RouteMonitor.monotonicNanos() &- t0)
             }
@@ -204,7 +205,7 @@ public final class PolicyEngine: @unchecked Sendable {
             return results
         } catch {
             logger.error("rule failed", metadata: ["rule": "\(rule.name)", "error": "\(error)"])
-            metrics.destroyErrors(rule: rule.name, netns: namespaces.map(\.label).joined(separator: ","), count: 1)
+            metrics.destroyErrors(rule: rule.name, netns: namespaces?.map(\.label).joined(separator: ",") ?? label, count: 1)
             return []
         }
     }
