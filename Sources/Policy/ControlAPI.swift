@@ -207,7 +207,11 @@ public enum ControlAPI {
             let body = ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: ": sockctl kill events\n\n"))
                 for await r in stream {
-                    try await writer.write(ByteBuffer(string: "event: kill\ndata: \(r.json)\n\n"))
+                    if let r {
+                        try await writer.write(ByteBuffer(string: "event: kill\ndata: \(r.json)\n\n"))
+                    } else {
+                        try await writer.write(ByteBuffer(string: ": keepalive\n\n"))
+                    }
                 }
                 try await writer.finish(nil)
             }

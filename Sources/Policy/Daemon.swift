@@ -22,8 +22,12 @@ struct EngineService: Service {
         watcher.start()
         // Wait for shutdown (graceful or cancellation) without busy work.
         await withGracefulShutdownHandler {
+            var ticks = 0
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: 100_000_000)
+                ticks += 1
+                // A comment line every 10 s on /v1/events finds clients that went away.
+                if ticks % 100 == 0 { engine.hub.heartbeat() }
             }
         } onGracefulShutdown: {
             _ = try? ServiceNotify.stopping()
@@ -141,7 +145,9 @@ public enum Daemon {
         hup.resume()
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: EngineService(engine: engine)), .init(service: app)],
+                // Shut down in reverse order: the engine first (it also ends /v1/events streams, which
+                // the HTTP server's graceful shutdown waits for), then the server.
+                services: [.init(service: app), .init(service: EngineService(engine: engine))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

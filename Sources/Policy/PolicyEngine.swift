@@ -33,7 +33,10 @@ public final class PolicyEngine: @unchecked Sendable {
     private var namespaces: [NetworkNamespace] = []
     private var monitors: [NamespaceIdentity: RouteMonitor] = [:]
     private var intervalTasks: [Task<Void, Never>] = []
-    private let killLock = NSLock()
+    /// Interval rules: cookies each has acted on already. A destroyed UDP socket that was bound to
+    /// an address stays in the socket table (the kernel only disconnects it), so without this an
+    /// interval rule would report it again on every run.
+    private var acted: [String: Set<UInt64>] = [:]
 
     public init(options: Options, killer: SocketKilling, metrics: DaemonMetrics, logger: Logger,
                 output: @escaping @Sendable (String) -> Void) throws {
@@ -184,9 +187,14 @@ public final class PolicyEngine: @unchecked Sendable {
     func run(_ rule: Rule, in namespaces: [NetworkNamespace]?, label: String = "", eventTerm: String?, trigger: String,
              receivedAt t0: UInt64? = nil) -> [KilledSocket] {
         if let namespaces, namespaces.isEmpty { return [] }
-        guard let text = rule.filterText(eventTerm: eventTerm, cgroupDirectories: Self.cgroupTree) else {
+        guard var text = rule.filterText(eventTerm: eventTerm, cgroupDirectories: Self.cgroupTree) else {
             logger.debug("rule's cgroup does not exist; nothing selected", metadata: ["rule": "\(rule.name)"])
             return []
+        }
+        let isInterval: Bool = { if case .interval = rule.trigger { return true }; return false }()
+        if isInterval, let done = lock.withLock({ acted[rule.name] }), !done.isEmpty {
+            let skip = "not ( " + done.sorted().map { "cookie \($0)" }.joined(separator: " or ") + " )"
+            text = text.map { "\($0) and \(skip)" } ?? skip
         }
         let filter: SocketFilter
         do {
@@ -200,6 +208,12 @@ public final class PolicyEngine: @unchecked Sendable {
             let results = try killer.kill(KillOrder(filter: filter, namespaces: namespaces, currentLabel: label, dryRun: audit))
             if let t0, !audit, !results.isEmpty {
                 metrics.eventToKill(nanoseconds: RouteMonitor.monotonicNanos() &- t0)
+            }
+            if isInterval && !results.isEmpty {
+                lock.withLock {
+                    if acted[rule.name, default: []].count > 100_000 { acted[rule.name] = [] }
+                    acted[rule.name, default: []].formUnion(results.map(\.socket.cookie))
+                }
             }
             record(results, rule: rule.name, trigger: trigger, audit: audit)
             return results
@@ -342,11 +356,12 @@ public final class PolicyEngine: @unchecked Sendable {
 /// Fans kill records out to `/v1/events` subscribers.
 public final class EventHub: @unchecked Sendable {
     private let lock = NSLock()
-    private var subscribers: [UUID: AsyncStream<KillRecord>.Continuation] = [:]
+    /// nil is a heartbeat (no kill).
+    private var subscribers: [UUID: AsyncStream<KillRecord?>.Continuation] = [:]
 
-    public func subscribe() -> (UUID, AsyncStream<KillRecord>) {
+    public func subscribe() -> (UUID, AsyncStream<KillRecord?>) {
         let id = UUID()
-        let (stream, cont) = AsyncStream<KillRecord>.makeStream(bufferingPolicy: .bufferingNewest(100_000))
+        let (stream, cont) = AsyncStream<KillRecord?>.makeStream(bufferingPolicy: .bufferingNewest(100_000))
         lock.withLock { subscribers[id] = cont }
         cont.onTermination = { [weak self] _ in self?.unsubscribe(id) }
         return (id, stream)
@@ -361,8 +376,13 @@ public final class EventHub: @unchecked Sendable {
         for s in subs { for r in records { s.yield(r) } }
     }
 
+    public func heartbeat() {
+        let subs = lock.withLock { Array(subscribers.values) }
+        for s in subs { s.yield(nil) }
+    }
+
     public func finishAll() {
-        let subs = lock.withLock { () -> [AsyncStream<KillRecord>.Continuation] in
+        let subs = lock.withLock { () -> [AsyncStream<KillRecord?>.Continuation] in
             let all = Array(subscribers.values)
             subscribers = [:]
             return all

@@ -61,10 +61,11 @@ final class SocketFixture {
     let output = Pipe()
     private var buffered = Data()
 
-    /// `prefix` runs before the fixture (e.g. setpriv to change uid); `args` go to the fixture.
-    init(netns: String, args: [String], prefix: [String] = []) throws {
+    /// `prefix` runs inside the namespace before the fixture (e.g. setpriv to change uid), `outer`
+    /// before `ip netns exec` (which mounts its own /sys); `args` go to the fixture.
+    init(netns: String, args: [String], prefix: [String] = [], outer: [String] = [], python: String = "python3") throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", netns] + prefix + ["python3", fixtureScript] + args
+        process.arguments = outer + ["ip", "netns", "exec", netns] + prefix + [python, fixtureScript] + args
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         process.standardInput = input
@@ -81,7 +82,8 @@ final class SocketFixture {
                 buffered.removeSubrange(buffered.startIndex...nl)
                 return line
             }
-            guard let chunk = try? output.fileHandleForReading.read(upToCount: 65536), !chunk.isEmpty else { return nil }
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { return nil }
             buffered.append(chunk)
         }
     }
@@ -198,7 +200,13 @@ final class DaemonProcess {
     }
 }
 
-/// The records of a daemon for one namespace and rule.
-func records(_ d: DaemonProcess, rule: String, netns: String) -> [[String: Any]] {
-    d.records.filter { $0["rule"] as? String == rule && $0["netns"] as? String == netns }
+/// The records of a daemon for one namespace and rule; waits up to 5 s for at least `count`
+/// (the daemon prints them just after the destroys the fixture may already have seen).
+func records(_ d: DaemonProcess, rule: String, netns: String, count: Int = 0) -> [[String: Any]] {
+    let deadline = Date().addingTimeInterval(5)
+    while true {
+        let r = d.records.filter { $0["rule"] as? String == rule && $0["netns"] as? String == netns }
+        if r.count >= count || Date() > deadline { return r }
+        usleep(50_000)
+    }
 }
