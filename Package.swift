@@ -139,7 +139,7 @@ for target in package.targets where target.name == "sockctl" {
 
 // --- Kill: select -> destroy by cookie -> per-socket outcome; the SocketKiller API (issue 4) ---
 package.targets += [
-    .target(name: "Kill", dependencies: ["SockDiag", "Netlink", "Namespaces", "SocketFilter"]),
+    .target(name: "Kill", dependencies: ["SockDiag", "Netlink", "Namespaces", "SocketFilter", "BPF"]),
     .testTarget(name: "KillTests", dependencies: ["Kill", "SockDiag", "Namespaces", "SocketFilter"]),
 ]
 package.products += [

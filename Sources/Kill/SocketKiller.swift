@@ -60,6 +60,17 @@ public enum KillNamespaces: Sendable {
     case all
 }
 
+/// Which kernel interface destroys the sockets.
+public enum KillBackend: String, Sendable, CaseIterable {
+    /// BPF when the kernel and libbpf support it and the filter translates to BPF clauses, else netlink.
+    case auto
+    /// `SOCK_DESTROY` over `NETLINK_SOCK_DIAG`, by cookie, batched.
+    case netlink
+    /// `iter/tcp` + `iter/udp` calling `bpf_sock_destroy` with the filter evaluated in the kernel
+    /// (request sockets and raw sockets still go through netlink, by cookie).
+    case bpf
+}
+
 /// What to kill.
 public struct KillRequest: Sendable {
     /// ss-syntax filter; an empty filter needs `all` (or `cookies`).
@@ -79,6 +90,8 @@ public struct KillRequest: Sendable {
     public var dryRun: Bool
     /// Refuse (`KillError.tooManyMatches`), destroying nothing, when more sockets match.
     public var max: Int?
+    /// Default `.auto`.
+    public var backend: KillBackend = .auto
 
     public init(filter: SocketFilter, protocols: [SocketKind] = [.tcp, .udp, .raw],
                 families: [UInt8] = [UInt8(AF_INET), UInt8(AF_INET6)], states: UInt32? = nil,
@@ -208,6 +221,10 @@ public enum KillError: Error, CustomStringConvertible, Equatable, Sendable {
     case nothingDestroyable
     /// The up-front destroy of our own probe socket gave an unexpected answer.
     case probeFailed(netns: String?, detail: String)
+    /// `backend: .bpf` was asked for and this machine cannot run it (libbpf, kernel, privileges).
+    case bpfUnavailable(String)
+    /// `backend: .bpf` was asked for and the filter has no BPF clause form.
+    case notTranslatable(String)
 
     public var description: String {
         func at(_ ns: String?) -> String { ns.map { " (netns \($0))" } ?? "" }
@@ -224,6 +241,10 @@ public enum KillError: Error, CustomStringConvertible, Equatable, Sendable {
             return "unix sockets cannot be destroyed by the kernel (SOCK_DESTROY is inet only)"
         case .probeFailed(let ns, let d):
             return "destroy probe\(at(ns)): \(d)"
+        case .bpfUnavailable(let d):
+            return "--backend bpf: \(d)"
+        case .notTranslatable(let d):
+            return "--backend bpf: the filter does not translate to BPF clauses: \(d) (use --backend netlink or auto)"
         }
     }
 
@@ -231,7 +252,8 @@ public enum KillError: Error, CustomStringConvertible, Equatable, Sendable {
     public var exitStatus: Int32 {
         switch self {
         case .permission, .unsupported: return 3
-        case .tooManyMatches, .emptyFilter, .nothingDestroyable: return 2
+        case .tooManyMatches, .emptyFilter, .nothingDestroyable, .notTranslatable: return 2
+        case .bpfUnavailable: return 3
         case .probeFailed: return 4
         }
     }
@@ -278,18 +300,30 @@ public final class SocketKiller: Sendable {
         let plan = NetlinkPlan(request: request, kinds: kinds, batchSize: batchSize,
                                lookup: request.filter.needsProcesses ? try ProcessLookup() : nil)
         var summary = KillSummary()
+        var engine = Engine(netlink: plan)
         summary.backend = "netlink"
         summary.backendReason = "SOCK_DESTROY by cookie, \(batchSize) per sendmsg"
+        if request.backend != .netlink {
+            switch Self.bpfEngine(request, kinds: kinds, netlink: plan, spaces: spaces, parallelism: parallelism) {
+            case .success(let e):
+                engine = e
+                summary.backend = "bpf"
+                summary.backendReason = "filter translated to \(e.clauseCount) BPF clause(s); bpf_sock_destroy from iter/tcp and iter/udp"
+            case .failure(let why):
+                if request.backend == .bpf { throw why }
+                summary.backendReason = "BPF not used: " + (why.bpfReason ?? "\(why)") + "; " + summary.backendReason
+            }
+        }
 
         guard let spaces else {
-            if !request.dryRun { try Self.probe(label: nil) }
+            if !request.dryRun { try engine.probe(nil) }
             var ns = NamespaceKillSummary(netns: nil)
             if let max = request.max {
-                let found = try plan.select(label: nil)
+                let found = try engine.select(nil)
                 if found.count > max { throw KillError.tooManyMatches(count: found.count, max: max) }
-                try plan.destroy(found, label: nil) { r in ns.count(r.outcome); try onResult(r) }
+                try engine.destroy(found, nil) { r in ns.count(r.outcome); try onResult(r) }
             } else {
-                try plan.selectAndDestroy(label: nil) { r in ns.count(r.outcome); try onResult(r) }
+                try engine.run(nil) { r in ns.count(r.outcome); try onResult(r) }
             }
             summary.namespaces = [ns]
             return summary
@@ -302,7 +336,8 @@ public final class SocketKiller: Sendable {
         if request.dryRun {
             usable = spaces
         } else {
-            let probes = NamespaceRunner.map(spaces, parallelism: parallelism) { ns in try Self.probe(label: ns.label) }
+            let probe = engine.probe
+            let probes = NamespaceRunner.map(spaces, parallelism: parallelism) { ns in try probe(ns.label) }
             for (ns, p) in zip(spaces, probes) {
                 switch p {
                 case .success: usable.append(ns)
@@ -314,7 +349,8 @@ public final class SocketKiller: Sendable {
         }
         var preselected: [NetworkNamespace: [(Socket, String?)]]?
         if let max = request.max {
-            let found = NamespaceRunner.map(usable, parallelism: parallelism) { ns in try plan.select(label: ns.label) }
+            let select = engine.select
+            let found = NamespaceRunner.map(usable, parallelism: parallelism) { ns in try select(ns.label) }
             var map: [NetworkNamespace: [(Socket, String?)]] = [:]
             var total = 0
             for (ns, f) in zip(usable, found) {
@@ -331,6 +367,7 @@ public final class SocketKiller: Sendable {
         for ns in spaces { byNamespace[ns] = NamespaceKillSummary(netns: ns.label, error: skipped[ns]) }
         let work = usable.filter { skipped[$0] == nil }
         let chosen = preselected
+        let e = engine
         try NamespaceRunner.stream(work, parallelism: parallelism, bufferLimit: 8, produce: {
             (ns: NetworkNamespace, push: ([KillResult]) throws -> Void) in
             var batch: [KillResult] = []
@@ -339,8 +376,8 @@ public final class SocketKiller: Sendable {
                 batch.append(r)
                 if batch.count == 256 { try push(batch); batch.removeAll(keepingCapacity: true) }
             }
-            if let chosen { try plan.destroy(chosen[ns] ?? [], label: ns.label, sink) }
-            else { try plan.selectAndDestroy(label: ns.label, sink) }
+            if let chosen { try e.destroy(chosen[ns] ?? [], ns.label, sink) }
+            else { try e.run(ns.label, sink) }
             if !batch.isEmpty { try push(batch) }
         }, consume: { ns, event in
             switch event {
@@ -418,6 +455,10 @@ struct NetlinkPlan: @unchecked Sendable {
     let kinds: [SocketKind]
     let batchSize: Int
     let lookup: ProcessLookup?
+
+    func with(kinds: [SocketKind]) -> NetlinkPlan {
+        NetlinkPlan(request: request, kinds: kinds, batchSize: batchSize, lookup: lookup)
+    }
 
     var owners: ((UInt32) throws -> [SocketProcess])? { lookup.map { l in { try l.owners($0) } } }
 

@@ -8,6 +8,8 @@ import SocketFilter
 import Glibc
 #endif
 
+extension KillBackend: ExpressibleByArgument {}
+
 struct Kill: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kill",
@@ -19,6 +21,10 @@ struct Kill: ParsableCommand {
         required to run with an empty filter (destroy every selected socket).
           sockctl kill 'dst 10.1.2.3' --dry-run
           sockctl kill --all-netns -t 'dst 10.244.1.7 and dport = :8080'
+          sockctl kill -v --backend bpf -t 'sport = :443 and state established'
+        --backend auto uses the BPF iterator (bpf_sock_destroy, filter run in the kernel) when libbpf.so.1
+        and the kernel support it and the filter translates to BPF clauses (addresses, ports, states,
+        uid, cookies), netlink SOCK_DESTROY otherwise; -v says which ran and why.
         Exit status: 0 done, 1 nothing matched, 2 usage/filter error or --max exceeded,
         3 permission or kernel support missing, 4 some destroys failed.
         """
@@ -33,6 +39,10 @@ struct Kill: ParsableCommand {
     var json = false
     @Flag(name: [.customShort("H"), .customLong("no-header")], help: "Do not print the header line.")
     var noHeader = false
+    @Option(name: .customLong("backend"), help: "auto (BPF when the kernel, libbpf and the filter allow it, else netlink), netlink, or bpf.")
+    var backend: KillBackend = .auto
+    @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Say which backend ran and why (stderr).")
+    var verbose = false
     @Argument(parsing: .remaining, help: "Filter expression (ss syntax).")
     var filter: [String] = []
 
@@ -42,6 +52,7 @@ struct Kill: ParsableCommand {
             let parsed = try SocketFilter.parse(text)
             var request = KillRequest(filter: parsed, protocols: selectors.kinds.filter { !$0.isUnix },
                                       families: selectors.families, all: selectors.all, dryRun: dryRun, max: max)
+            request.backend = backend
             // Kill's default is every state but TIME-WAIT (which cannot be destroyed), not ss's connected set.
             if selectors.listening { request.states = selectors.defaultStates(for: .tcp) }
             if selectors.allNetns { request.namespaces = .all }
@@ -88,6 +99,7 @@ struct Kill: ParsableCommand {
         }
         if !json && !noHeader && !headerDone { w.write("Outcome         "); printer.writeHeader(&w) }
         try w.flush()
+        if verbose { FileHandleStderr.write("sockctl: backend \(summary.backend): \(summary.backendReason)\n") }
         var parts: [String] = []
         for ns in summary.namespaces {
             let counts = [("already-gone", ns.alreadyGone), ("destroyed", ns.destroyed), ("failed", ns.failed),

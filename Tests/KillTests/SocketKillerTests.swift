@@ -6,56 +6,107 @@ import SockDiag
 import SocketFilter
 import Testing
 
-/// The library API a daemon calls: select by filter or by cookies in a namespace the test creates;
-/// exactly the chosen sockets die (owner ECONNABORTED, TCP peer ECONNRESET), the rest still move data.
+/// The library API a daemon calls: select by filter or by cookies in a namespace the test creates,
+/// with each backend; exactly the chosen sockets die (owner ECONNABORTED, TCP peer ECONNRESET),
+/// the rest still move data.
 @Suite struct SocketKillerTests {
-    @Test func killsByFilter() throws {
+    static let backends: [KillBackend] = [.netlink, .bpf]
+
+    @Test(arguments: backends) func killsByFilter(backend: KillBackend) throws {
         let ns = try TestNetns("filter")
         defer { ns.remove() }
         let net = try NamespaceResolver().resolve(ns.name)
         let s = try NamespaceRunner.run(in: net) { try Sockets.make() }
         defer { s.close() }
         let killer = SocketKiller()
+        func request(_ f: String, dryRun: Bool = false, max: Int? = nil) throws -> KillRequest {
+            var r = try KillRequest(filter: f, protocols: [.tcp, .udp], namespaces: .list([net]), dryRun: dryRun, max: max)
+            r.backend = backend
+            return r
+        }
 
         // Refusals and a dry run touch nothing.
-        #expect(throws: KillError.emptyFilter) { try killer.kill(KillRequest(filter: "", namespaces: .list([net]))) }
-        #expect(throws: KillError.tooManyMatches(count: 2, max: 1)) {
-            try killer.kill(KillRequest(filter: "dport = :7201", protocols: [.tcp, .udp], namespaces: .list([net]), max: 1))
-        }
-        let dry = try killer.kill(KillRequest(filter: "dport = :7201", protocols: [.tcp, .udp], namespaces: .list([net]), dryRun: true))
-        #expect(dry.results.map(\.outcome) == [.wouldDestroy, .wouldDestroy])
-        #expect(Sockets.exchanges(s.target.client, s.target.server) && Sockets.exchanges(s.udp, s.udpPeer))
+        #expect(throws: KillError.emptyFilter) { try killer.kill(request("")) }
+        #expect(throws: KillError.tooManyMatches(count: 4, max: 3)) { try killer.kill(request("dport = :7201", max: 3)) }
+        let dry = try killer.kill(request("dport = :7201", dryRun: true))
+        #expect(dry.summary.backend == backend.rawValue)
+        #expect(dry.results.map(\.outcome) == Array(repeating: .wouldDestroy, count: 4))
+        #expect(s.allTargetsAlive())
 
         var streamed: [KillResult] = []
-        let summary = try killer.kill(KillRequest(filter: "dport = :7201", protocols: [.tcp, .udp], namespaces: .list([net]))) {
-            streamed.append($0)
-        }
-        #expect(Set(streamed.map(\.socket.cookie)) == [Sockets.cookie(s.target.client), Sockets.cookie(s.udp)])
+        let summary = try killer.kill(request("dport = :7201")) { streamed.append($0) }
+        #expect(summary.backend == backend.rawValue)
+        #expect(Set(streamed.map(\.socket.cookie)) == Set(s.targets.map { Sockets.cookie($0.owner) }))
         #expect(streamed.allSatisfy { $0.outcome == .destroyed && $0.netns == ns.name })
-        #expect(summary.namespaces.count == 1 && summary.namespaces[0].destroyed == 2 && summary.namespaces[0].netns == ns.name)
-        #expect(Sockets.recvErrno(s.target.client) == ECONNABORTED)
-        #expect(Sockets.recvErrno(s.target.server) == ECONNRESET)
-        #expect(Sockets.recvErrno(s.udp) == ECONNABORTED)
-        #expect(Sockets.exchanges(s.other.client, s.other.server) && Sockets.exchanges(s.other.server, s.other.client))
+        #expect(summary.namespaces.count == 1 && summary.namespaces[0].destroyed == 4 && summary.namespaces[0].netns == ns.name)
+        for t in s.targets {
+            #expect(Sockets.recvErrno(t.owner) == ECONNABORTED, "\(t.name) owner")
+            if let peer = t.tcpPeer { #expect(Sockets.recvErrno(peer) == ECONNRESET, "\(t.name) peer") }
+        }
+        #expect(s.othersAlive())
     }
 
-    @Test func killsByCookieFromAsyncCode() async throws {
+    /// An IPv4 filter means IPv4-mapped IPv6 sockets too: the accepted end of a dual-stack listener.
+    @Test(arguments: backends) func ipv4FilterKillsMappedSockets(backend: KillBackend) throws {
+        let ns = try TestNetns("mapped")
+        defer { ns.remove() }
+        let net = try NamespaceResolver().resolve(ns.name)
+        let s = try NamespaceRunner.run(in: net) { try Sockets.make() }
+        defer { s.close() }
+        var req = try KillRequest(filter: "dst 10.77.0.1 and sport = :7203", protocols: [.tcp], namespaces: .list([net]))
+        req.backend = backend
+        let report = try SocketKiller().kill(req)
+        #expect(report.summary.backend == backend.rawValue)
+        #expect(report.results.map(\.socket.cookie) == [Sockets.cookie(s.mapped.server)])
+        #expect(report.results.first?.socket.family == UInt8(AF_INET6))
+        #expect(report.results.map(\.outcome) == [.destroyed])
+        #expect(Sockets.recvErrno(s.mapped.server) == ECONNABORTED)
+        #expect(Sockets.recvErrno(s.mapped.client) == ECONNRESET)
+        #expect(s.allTargetsAlive() && s.othersAlive(includingMapped: false))
+    }
+
+    @Test(arguments: backends) func killsByCookieFromAsyncCode(backend: KillBackend) async throws {
         let ns = try TestNetns("cookie")
         defer { ns.remove() }
         let net = try NamespaceResolver().resolve(ns.name)
         let s = try await NamespaceRunner.run(in: net) { try Sockets.make() }
         defer { s.close() }
         let victim = Sockets.cookie(s.other.server)
-        let report = try await SocketKiller().kill(KillRequest(cookies: [victim], namespaces: .list([net])))
+        var req = KillRequest(cookies: [victim], namespaces: .list([net]))
+        req.backend = backend
+        let report = try await SocketKiller().kill(req)
+        #expect(report.summary.backend == backend.rawValue)
         #expect(report.results.map(\.socket.cookie) == [victim])
         #expect(report.results.map(\.outcome) == [.destroyed])
         #expect(Sockets.recvErrno(s.other.server) == ECONNABORTED)
         #expect(Sockets.recvErrno(s.other.client) == ECONNRESET)
-        #expect(Sockets.exchanges(s.target.client, s.target.server) && Sockets.exchanges(s.udp, s.udpPeer))
+        #expect(s.allTargetsAlive())
         // The same cookie again: the socket is gone, nothing else is picked instead.
-        let again = try await SocketKiller().kill(KillRequest(cookies: [victim], namespaces: .list([net])))
+        let again = try await SocketKiller().kill(req)
         #expect(again.results.isEmpty)
-        #expect(Sockets.exchanges(s.target.server, s.target.client))
+        #expect(s.allTargetsAlive())
+    }
+
+    /// auto: BPF when the filter translates, netlink (with the reason) when it does not;
+    /// forcing BPF with an untranslatable filter is a usage error that destroys nothing.
+    @Test func autoPicksAndExplains() throws {
+        let ns = try TestNetns("auto")
+        defer { ns.remove() }
+        let net = try NamespaceResolver().resolve(ns.name)
+        let s = try NamespaceRunner.run(in: net) { try Sockets.make() }
+        defer { s.close() }
+        let killer = SocketKiller()
+        let translated = try killer.kill(KillRequest(filter: "dport = :7201 or dport = :7202", protocols: [.tcp], namespaces: .list([net]), dryRun: true))
+        #expect(translated.summary.backend == "bpf")
+        #expect(translated.results.count == 3)
+        let fwmark = try killer.kill(KillRequest(filter: "dport = :7201 and fwmark 0x0/0x0", protocols: [.tcp], namespaces: .list([net]), dryRun: true))
+        #expect(fwmark.summary.backend == "netlink")
+        #expect(fwmark.summary.backendReason.contains("fwmark"))
+        #expect(fwmark.results.count == 2)
+        var forced = try KillRequest(filter: "dport = :7201 and fwmark 0x0/0x0", protocols: [.tcp], namespaces: .list([net]))
+        forced.backend = .bpf
+        #expect(throws: KillError.self) { try killer.kill(forced) }
+        #expect(s.allTargetsAlive())
     }
 }
 
@@ -84,70 +135,125 @@ func run(_ args: String...) throws {
     if p.terminationStatus != 0 { throw TestFailure(description: "\(args.joined(separator: " ")) failed") }
 }
 
-/// Two TCP pairs on 127.0.0.1 (ports 7201 = target, 7202 = other) and a connected UDP socket to 7201.
+/// Targets (dport 7201): TCP v4 and v6 clients, connected UDP v4 and v6. Others: TCP pairs on 7202
+/// (v4) and 7204 (v6), and a v4 client of a dual-stack listener on 7203 whose accepted end is an
+/// IPv4-mapped IPv6 socket (10.77.0.1, added to lo).
 struct Sockets: Sendable {
-    var target: (client: Int32, server: Int32)
+    struct Target: Sendable { var name: String; var owner: Int32; var tcpPeer: Int32?; var udpPeer: Int32? }
+    var targets: [Target] = []
     var other: (client: Int32, server: Int32)
-    var udp: Int32, udpPeer: Int32
-    var listeners: [Int32]
+    var other6: (client: Int32, server: Int32)
+    var mapped: (client: Int32, server: Int32)
+    var udpPeers: [Int32] = []
+    var listeners: [Int32] = []
 
     static func make() throws -> Sockets {
-        let l1 = try listener(7201), l2 = try listener(7202)
-        let t = try pair(l1, 7201), o = try pair(l2, 7202)
-        let peer = try socketFD(SOCK_DGRAM)
-        try bindTo(peer, 7201)
-        let u = try socketFD(SOCK_DGRAM)
-        var a = addr(7201)
-        guard withUnsafePointer(to: &a, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(u, $0, 16) } }) == 0 else {
-            throw TestFailure(description: "udp connect: errno \(errno)")
+        try run("/usr/sbin/ip", "addr", "add", "10.77.0.1/32", "dev", "lo")
+        var out = Sockets(other: (-1, -1), other6: (-1, -1), mapped: (-1, -1))
+        for v6 in [false, true] {
+            let host = v6 ? "::1" : "127.0.0.1"
+            let l = try listener(host, 7201, v6: v6)
+            let p = try pair(l, host, 7201, v6: v6)
+            let peer = try socketFD(SOCK_DGRAM, v6: v6)
+            try bindTo(peer, host, 7201, v6: v6)
+            let u = try socketFD(SOCK_DGRAM, v6: v6)
+            try connectTo(u, host, 7201, v6: v6)
+            out.targets.append(Target(name: "tcp\(v6 ? 6 : 4)", owner: p.client, tcpPeer: p.server))
+            out.targets.append(Target(name: "udp\(v6 ? 6 : 4)", owner: u, tcpPeer: nil, udpPeer: peer))
+            out.udpPeers.append(peer)
+            out.listeners.append(l)
+            // The accepted end of a target pair (sport 7201) is not a target: keep it readable.
+            out.listeners.append(p.server)
         }
-        return Sockets(target: t, other: o, udp: u, udpPeer: peer, listeners: [l1, l2])
+        let l2 = try listener("127.0.0.1", 7202, v6: false)
+        out.other = try pair(l2, "127.0.0.1", 7202, v6: false)
+        let l4 = try listener("::1", 7204, v6: true)
+        out.other6 = try pair(l4, "::1", 7204, v6: true)
+        let l3 = try listener("::", 7203, v6: true)
+        let c = try socketFD(SOCK_STREAM, v6: false)
+        try bindTo(c, "10.77.0.1", 0, v6: false)
+        try connectTo(c, "10.77.0.1", 7203, v6: false)
+        let a = accept(l3, nil, nil)
+        guard a >= 0 else { throw TestFailure(description: "accept: errno \(errno)") }
+        setTimeout(a)
+        out.mapped = (c, a)
+        out.listeners += [l2, l3, l4]
+        return out
     }
 
     func close() {
-        for fd in [target.client, target.server, other.client, other.server, udp, udpPeer] + listeners { _ = Glibc.close(fd) }
+        var fds = [other.client, other.server, other6.client, other6.server, mapped.client, mapped.server] + udpPeers + listeners
+        fds += targets.map(\.owner)
+        for fd in fds where fd >= 0 { _ = Glibc.close(fd) }
     }
 
-    static func addr(_ port: UInt16) -> sockaddr_in {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = port.bigEndian
-        a.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        return a
-    }
-
-    static func socketFD(_ type: __socket_type) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure(description: "socket: errno \(errno)") }
-        var tv = timeval(tv_sec: 3, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        return fd
-    }
-
-    static func bindTo(_ fd: Int32, _ port: UInt16) throws {
-        var a = addr(port)
-        guard withUnsafePointer(to: &a, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, 16) } }) == 0 else {
-            throw TestFailure(description: "bind \(port): errno \(errno)")
+    /// Every target still moves data both ways.
+    func allTargetsAlive() -> Bool {
+        targets.allSatisfy { t in
+            if let p = t.tcpPeer { return Sockets.exchanges(t.owner, p) && Sockets.exchanges(p, t.owner) }
+            return Sockets.exchanges(t.owner, t.udpPeer!)
         }
     }
 
-    static func listener(_ port: UInt16) throws -> Int32 {
-        let fd = try socketFD(SOCK_STREAM)
-        try bindTo(fd, port)
+    /// The bystander pairs still move data both ways.
+    func othersAlive(includingMapped: Bool = true) -> Bool {
+        (includingMapped ? [other, other6, mapped] : [other, other6]).allSatisfy { Sockets.exchanges($0.client, $0.server) && Sockets.exchanges($0.server, $0.client) }
+    }
+
+    static func sockaddr(_ host: String, _ port: UInt16, v6: Bool) -> [UInt8] {
+        if v6 {
+            var a = sockaddr_in6()
+            a.sin6_family = sa_family_t(AF_INET6)
+            a.sin6_port = port.bigEndian
+            _ = inet_pton(AF_INET6, host, &a.sin6_addr)
+            return withUnsafeBytes(of: a) { Array($0) }
+        }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = port.bigEndian
+        _ = inet_pton(AF_INET, host, &a.sin_addr)
+        return withUnsafeBytes(of: a) { Array($0) }
+    }
+
+    static func setTimeout(_ fd: Int32) {
+        var tv = timeval(tv_sec: 3, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    static func socketFD(_ type: __socket_type, v6: Bool) throws -> Int32 {
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure(description: "socket: errno \(errno)") }
+        setTimeout(fd)
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        return fd
+    }
+
+    static func bindTo(_ fd: Int32, _ host: String, _ port: UInt16, v6: Bool) throws {
+        let sa = sockaddr(host, port, v6: v6)
+        let rc = sa.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: Glibc.sockaddr.self), socklen_t($0.count)) }
+        guard rc == 0 else { throw TestFailure(description: "bind \(host):\(port): errno \(errno)") }
+    }
+
+    static func connectTo(_ fd: Int32, _ host: String, _ port: UInt16, v6: Bool) throws {
+        let sa = sockaddr(host, port, v6: v6)
+        let rc = sa.withUnsafeBytes { connect(fd, $0.baseAddress!.assumingMemoryBound(to: Glibc.sockaddr.self), socklen_t($0.count)) }
+        guard rc == 0 else { throw TestFailure(description: "connect \(host):\(port): errno \(errno)") }
+    }
+
+    static func listener(_ host: String, _ port: UInt16, v6: Bool) throws -> Int32 {
+        let fd = try socketFD(SOCK_STREAM, v6: v6)
+        try bindTo(fd, host, port, v6: v6)
         guard listen(fd, 16) == 0 else { throw TestFailure(description: "listen: errno \(errno)") }
         return fd
     }
 
-    static func pair(_ l: Int32, _ port: UInt16) throws -> (client: Int32, server: Int32) {
-        let c = try socketFD(SOCK_STREAM)
-        var a = addr(port)
-        guard withUnsafePointer(to: &a, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(c, $0, 16) } }) == 0 else {
-            throw TestFailure(description: "connect \(port): errno \(errno)")
-        }
+    static func pair(_ l: Int32, _ host: String, _ port: UInt16, v6: Bool) throws -> (client: Int32, server: Int32) {
+        let c = try socketFD(SOCK_STREAM, v6: v6)
+        try connectTo(c, host, port, v6: v6)
         let s = accept(l, nil, nil)
         guard s >= 0 else { throw TestFailure(description: "accept: errno \(errno)") }
-        var tv = timeval(tv_sec: 3, tv_usec: 0)
-        _ = setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setTimeout(s)
         return (c, s)
     }
 

@@ -26,7 +26,7 @@ import Testing
         sh([sockctlBinary, "kill", "--netns", ns.name] + args)
     }
 
-    @Test func killsExactlyTheMatchingSockets() throws {
+    @Test(arguments: ["netlink", "bpf"]) func killsExactlyTheMatchingSockets(backend: String) throws {
         let ns = try TestNamespace("kill")
         let fx = try Fixture(ns)
         let before = try fx.probe()
@@ -35,7 +35,7 @@ import Testing
         // Refusals destroy nothing.
         #expect(kill(ns, []).status == 2)
         #expect(kill(ns, ["--max", "1", "dport = :7101"]).status == 2)
-        let dry = kill(ns, ["--dry-run", "--json", "dport = :7101"])
+        let dry = kill(ns, ["--backend", backend, "--dry-run", "--json", "-tu", "dport = :7101"])
         #expect(dry.status == 0)
         let dryLines = try jsonLines(dry.out)
         #expect(dryLines.count == 4 && dryLines.allSatisfy { $0["outcome"] as? String == "would-destroy" })
@@ -50,7 +50,7 @@ import Testing
         #expect(kill(ns, ["--dry-run", "-tu", "pid \(getpid()) and dport = :7102"]).status == 1)
 
         // The real kill: TCP and connected UDP clients of port 7101, IPv4 and IPv6.
-        let r = kill(ns, ["--json", "-tu", "dport = :7101"])
+        let r = kill(ns, ["--backend", backend, "--json", "-tu", "dport = :7101"])
         #expect(r.status == 0)
         let killed = try jsonLines(r.out)
         #expect(killed.count == 4)
@@ -71,6 +71,6 @@ import Testing
         #expect(gone.count == 2)
         #expect(left.allSatisfy { !gone.contains($0["cookie"] as? Int ?? -1) })
         // Nothing matches any more.
-        #expect(kill(ns, ["-u", "dport = :7101"]).status == 1)
+        #expect(kill(ns, ["--backend", backend, "-u", "dport = :7101"]).status == 1)
     }
 }
