@@ -56,9 +56,8 @@ enum SharedDestroyer {
     static func get() -> Result<BPFSocketDestroyer, BPFError> {
         lock.withLock {
             if let loaded, case .success = loaded { return loaded }
-            let r = BPFSocketDestroyer.isSupported().flatMap { () -> Result<BPFSocketDestroyer, BPFError> in
-                Result { () throws(BPFError) in try BPFSocketDestroyer() }
-            }
+            // init checks libbpf and the kernel's BTF itself (isSupported() would parse the BTF twice).
+            let r = Result { () throws(BPFError) in try BPFSocketDestroyer() }
             loaded = r
             return r
         }
@@ -98,8 +97,12 @@ extension SocketKiller {
         func socket(_ r: BPFDestroyRecord, _ label: String?) -> Socket {
             var s = Socket(family: UInt8(r.family), kind: r.ipProtocol == IPPROTO_TCP ? .tcp : .udp,
                            state: SocketState(rawValue: r.state))
-            s.source = InetAddress(networkBytes: r.sourceBytes)
-            s.destination = InetAddress(networkBytes: r.destinationBytes)
+            func address(_ w: (UInt32, UInt32, UInt32, UInt32)) -> InetAddress {
+                // Word memory order is byte order on both sides: a plain copy, no byte array.
+                InetAddress(family: UInt8(r.family), bytes: (UInt64(w.0) | UInt64(w.1) << 32, UInt64(w.2) | UInt64(w.3) << 32))
+            }
+            s.source = address(r.sourceWords)
+            s.destination = address(r.destinationWords)
             s.sourcePort = r.sourcePort
             s.destinationPort = r.destinationPort
             s.uid = r.uid

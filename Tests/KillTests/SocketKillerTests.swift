@@ -38,6 +38,8 @@ import Testing
         #expect(summary.backend == backend.rawValue)
         #expect(Set(streamed.map(\.socket.cookie)) == Set(s.targets.map { Sockets.cookie($0.owner) }))
         #expect(streamed.allSatisfy { $0.outcome == .destroyed && $0.netns == ns.name })
+        #expect(streamed.allSatisfy { ["127.0.0.1", "::1"].contains($0.socket.destination?.description ?? "-") && $0.socket.destinationPort == 7201 })
+        #expect(streamed.allSatisfy { $0.socket.source == $0.socket.destination })
         #expect(summary.namespaces.count == 1 && summary.namespaces[0].destroyed == 4 && summary.namespaces[0].netns == ns.name)
         for t in s.targets {
             #expect(Sockets.recvErrno(t.owner) == ECONNABORTED, "\(t.name) owner")
