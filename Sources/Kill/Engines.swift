@@ -53,6 +53,11 @@ enum SharedDestroyer {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var loaded: Result<BPFSocketDestroyer, BPFError>?
 
+    /// Whether a destroyer is loaded in this process already (then BPF costs nothing extra).
+    static var isLoaded: Bool {
+        lock.withLock { if case .success = loaded { return true } else { return false } }
+    }
+
     static func get() -> Result<BPFSocketDestroyer, BPFError> {
         lock.withLock {
             if let loaded, case .success = loaded { return loaded }
@@ -65,6 +70,31 @@ enum SharedDestroyer {
 }
 
 extension SocketKiller {
+    /// `--backend auto` loads the BPF iterator (when not loaded yet) only when the target
+    /// namespaces hold at least this many TCP and UDP sockets (`/proc/net/sockstat*` "inuse").
+    static let autoBPFThreshold = 50_000
+
+    /// TCP + UDP sockets in use (IPv4 and IPv6) in the calling thread's namespace.
+    static func socketsInUse() -> Int {
+        var total = 0
+        for file in ["/proc/thread-self/net/sockstat", "/proc/thread-self/net/sockstat6"] {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: " ")
+                guard f.count >= 3, ["TCP:", "UDP:", "TCP6:", "UDP6:"].contains(f[0]), f[1] == "inuse" else { continue }
+                total += Int(f[2]) ?? 0
+            }
+        }
+        return total
+    }
+
+    /// The sum of `socketsInUse()` over `spaces` (nil: the calling thread's namespace).
+    static func socketsInUse(_ spaces: [NetworkNamespace]?, parallelism: Int) -> Int {
+        guard let spaces else { return socketsInUse() }
+        return NamespaceRunner.map(spaces, parallelism: parallelism) { _ in socketsInUse() }
+            .reduce(0) { $0 + ((try? $1.get()) ?? 0) }
+    }
+
     /// The BPF engine for `request`, or why not (KillError.bpfUnavailable / .notTranslatable).
     static func bpfEngine(_ request: KillRequest, kinds: [SocketKind], netlink: NetlinkPlan,
                           spaces: [NetworkNamespace]?, parallelism: Int) -> Result<Engine, KillError> {
@@ -80,6 +110,14 @@ extension SocketKiller {
         case .untranslatable(let why): return .failure(.notTranslatable(why))
         case .matchesNothing: spec = nil
         case .spec(let s): spec = s
+        }
+        if request.backend == .auto && !SharedDestroyer.isLoaded {
+            // Loading and verifying the programs costs about as much as destroying tens of
+            // thousands of sockets over netlink: only worth it for big socket tables.
+            let inUse = SocketKiller.socketsInUse(spaces, parallelism: parallelism)
+            if inUse < SocketKiller.autoBPFThreshold {
+                return .failure(.bpfUnavailable("auto: \(inUse) TCP/UDP sockets in the target namespaces, fewer than \(SocketKiller.autoBPFThreshold): netlink is faster than loading the BPF iterator"))
+            }
         }
         let destroyer: BPFSocketDestroyer
         switch SharedDestroyer.get() {

@@ -89,8 +89,9 @@ import Testing
         #expect(s.allTargetsAlive())
     }
 
-    /// auto: BPF when the filter translates, netlink (with the reason) when it does not;
-    /// forcing BPF with an untranslatable filter is a usage error that destroys nothing.
+    /// auto: BPF once the programs are loaded in the process and the filter translates, netlink
+    /// (with the reason) when it does not; forcing BPF with an untranslatable filter is a usage
+    /// error that destroys nothing. (The small-table fallback is KillTests.autoSaysWhichBackend.)
     @Test func autoPicksAndExplains() throws {
         let ns = try TestNetns("auto")
         defer { ns.remove() }
@@ -98,6 +99,9 @@ import Testing
         let s = try NamespaceRunner.run(in: net) { try Sockets.make() }
         defer { s.close() }
         let killer = SocketKiller()
+        var load = try KillRequest(filter: "dport = :7201", protocols: [.tcp], namespaces: .list([net]), dryRun: true)
+        load.backend = .bpf
+        #expect(try killer.kill(load).summary.backend == "bpf")
         let translated = try killer.kill(KillRequest(filter: "dport = :7201 or dport = :7202", protocols: [.tcp], namespaces: .list([net]), dryRun: true))
         #expect(translated.summary.backend == "bpf")
         #expect(translated.results.count == 3)

@@ -73,4 +73,29 @@ import Testing
         // Nothing matches any more.
         #expect(kill(ns, ["--backend", backend, "-u", "dport = :7101"]).status == 1)
     }
+
+    /// -v names the backend and why: a small table stays on netlink under auto; bpf when forced.
+    @Test func autoSaysWhichBackend() throws {
+        let ns = try TestNamespace("auto")
+        let fx = try Fixture(ns)
+        func stderr(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: sockctlBinary)
+            p.arguments = ["kill", "--netns", ns.name, "-v", "--dry-run", "-t"] + args
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, text)
+        }
+        let auto = try stderr(["dport = :7101"])
+        #expect(auto.0 == 0 && auto.1.contains("backend netlink") && auto.1.contains("fewer than 50000"), "\(auto.1)")
+        let forced = try stderr(["--backend", "bpf", "dport = :7101"])
+        #expect(forced.0 == 0 && forced.1.contains("backend bpf"), "\(forced.1)")
+        let untranslatable = try stderr(["--backend", "bpf", "dport = :7101 and fwmark 0x1"])
+        #expect(untranslatable.0 == 2 && untranslatable.1.contains("fwmark"), "\(untranslatable.1)")
+        #expect(try fx.probe().values.allSatisfy { $0 == "ok" })
+    }
 }
