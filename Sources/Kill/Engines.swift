@@ -111,6 +111,12 @@ extension SocketKiller {
         case .matchesNothing: spec = nil
         case .spec(let s): spec = s
         }
+        if request.backend == .auto, let spaces, spaces.count > 1 {
+            // The TCP iterator walks the host-wide established hash once per namespace (as a
+            // netlink dump does, but several times slower per bucket: established_get_first),
+            // so over many namespaces netlink wins.
+            return .failure(.bpfUnavailable("auto: \(spaces.count) namespaces: the BPF iterator walks the host-wide socket table once per namespace, netlink is faster"))
+        }
         if request.backend == .auto && !SharedDestroyer.isLoaded {
             // Loading and verifying the programs costs about as much as destroying tens of
             // thousands of sockets over netlink: only worth it for big socket tables.
