@@ -137,6 +137,18 @@ for target in package.targets where target.name == "sockctl" {
     target.dependencies.append("SavedSYN")
 }
 
+// --- Kill: select -> destroy by cookie -> per-socket outcome; the SocketKiller API (issue 4) ---
+package.targets += [
+    .target(name: "Kill", dependencies: ["SockDiag", "Netlink", "Namespaces", "SocketFilter", "BPF"]),
+    .testTarget(name: "KillTests", dependencies: ["Kill", "SockDiag", "Namespaces", "SocketFilter"]),
+]
+package.products += [
+    .library(name: "Kill", targets: ["Kill"]),
+]
+for target in package.targets where target.name == "sockctl" {
+    target.dependencies.append("Kill")
+}
+
 // --- Policy daemon: YAML rules, rtnetlink events per netns, control API, metrics, audit (issue 5) ---
 package.dependencies += [
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -148,7 +160,7 @@ package.targets += [
     .target(
         name: "Policy",
         dependencies: [
-            "Netlink", "SockDiag", "Namespaces", "SocketFilter", "Handoff", "CLinuxUAPI",
+            "Netlink", "SockDiag", "Namespaces", "SocketFilter", "Kill", "Handoff", "CLinuxUAPI",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
