@@ -159,7 +159,7 @@ public enum Daemon {
     }
 
     /// The kill engine the daemon uses unless one is given.
-    static func defaultKiller() -> SocketKilling { InterimKiller() }
+    static func defaultKiller() -> SocketKilling { SocketKillerAdapter() }
 }
 
 extension APIEndpoint {
