@@ -171,7 +171,7 @@ package.targets += [
             .product(name: "NIOPosix", package: "swift-nio"),
         ]
     ),
-    .testTarget(name: "PolicyTests", dependencies: ["Policy", "Netlink", "SockDiag", "sockctl"]),
+    .testTarget(name: "PolicyTests", dependencies: ["Policy", "Netlink", "SockDiag", "Handoff", "sockctl"], exclude: ["daemon_fixture.py"]),
 ]
 for target in package.targets where target.name == "sockctl" {
     target.dependencies.append("Policy")

@@ -1,4 +1,5 @@
 import Foundation
+import Handoff
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -168,6 +169,24 @@ import Glibc
         #expect(try fixture.probe().values.allSatisfy { $0 == "ok" })
         #expect(daemon.records.isEmpty)
         #expect(daemon.request("GET", "/v1/nothing").status == 404)
+    }
+
+    @Test func notifiesSystemdReadyAndStopping() throws {
+        let dir = NSTemporaryDirectory() + "sockctl-notify-\(uniqueSuffix())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let receiver = try NotifyReceiver(path: dir + "/notify.sock")
+        let daemon = try DaemonProcess(policy: Self.requestOnly, environment: ["NOTIFY_SOCKET": receiver.path])
+        try daemon.waitReady()
+        var got: [NotifyReceiver.Message] = []
+        let deadline = Date().addingTimeInterval(5)
+        while !got.contains(where: { $0.fields["READY"] == "1" }) && Date() < deadline { got += receiver.receiveAll(); usleep(20_000) }
+        #expect(got.contains { $0.fields["READY"] == "1" && $0.senderPid == daemon.process.processIdentifier })
+        daemon.stop()
+        got += receiver.receiveAll()
+        #expect(got.contains { $0.fields["STOPPING"] == "1" })
+        #expect(daemon.process.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
     }
 
     @Test func eventsStreamKillsAsServerSentEvents() throws {

@@ -160,6 +160,51 @@ import Glibc
         }
     }
 
+    @Test func linkDownAndLinkUpRules() throws {
+        let ns = try TestNamespace("link")
+        func ip(_ args: String...) throws {
+            let r = sh(["ip", "-n", ns.name] + args)
+            try #require(r.status == 0, "ip \(args): \(r.err)")
+        }
+        try ip("link", "add", "lan0", "type", "veth", "peer", "name", "lan1")
+        try ip("link", "add", "vpn0", "type", "veth", "peer", "name", "vpn1")
+        try ip("addr", "add", "10.10.0.1/24", "dev", "lan0")
+        try ip("link", "set", "lan1", "up")
+        try ip("link", "set", "lan0", "up")
+        try ns.addAddress("10.10.1.1/32")
+        let daemon = try DaemonProcess(policy: """
+        rules:
+          - name: lan-down
+            on: link-down
+            interface: lan0
+            netns: [\(ns.name)]
+          - name: vpn-up
+            on: link-up
+            interface: vpn0
+            match: 'src 10.10.1.1 and sport = :7300'
+            netns: [\(ns.name)]
+            action: audit
+        """)
+        try daemon.waitReady(watching: [ns.name])
+        let fixture = try SocketFixture(netns: ns.name, args: ["10.10.0.1", "10.10.1.1"])
+        // lan0 down: the sockets on its address go; those on lo's stay.
+        try ip("link", "set", "lan0", "down")
+        let down = records(daemon, rule: "lan-down", netns: ns.name, count: 5)
+        #expect(down.count == 5 && down.allSatisfy { $0["src"] as? String == "10.10.0.1" && $0["trigger"] as? String == "link-down lan0" })
+        let p = try fixture.probe()
+        // The address is still on the (down) link, so one end of the pair may see the other's RST.
+        #expect(Self.killed(Self.targets(p, "10.10.0.1")), "\(p)")
+        #expect(Self.targets(p, "10.10.1.1").values.allSatisfy { $0 == "ok" }, "\(p)")
+        // vpn0 comes up: the audit rule reports the listener and the accepted end on port 7300.
+        try ip("link", "set", "vpn1", "up")
+        try ip("link", "set", "vpn0", "up")
+        let up = records(daemon, rule: "vpn-up", netns: ns.name, count: 2)
+        #expect(up.count == 2 && up.allSatisfy { $0["trigger"] as? String == "link-up vpn0" && $0["outcome"] as? String == "would-destroy" })
+        #expect(try fixture.probe().filter { $0.key.contains("10.10.1.1") }.values.allSatisfy { $0 == "ok" })
+        // Nothing fired for lan1 or vpn1 (their names do not match the rules' interfaces).
+        #expect(daemon.records.count == 7)
+    }
+
     @Test func auditModeDestroysNothingAndLogsEachMatch() throws {
         let ns = try TestNamespace("audit")
         try ns.addAddress("10.5.0.5/32")

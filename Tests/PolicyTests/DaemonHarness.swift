@@ -124,7 +124,7 @@ final class DaemonProcess {
     private let lock = NSLock()
     private var outData = Data()
 
-    init(policy: String, extraArgs: [String] = [], api: String? = nil) throws {
+    init(policy: String, extraArgs: [String] = [], api: String? = nil, environment: [String: String] = [:]) throws {
         dir = NSTemporaryDirectory() + "sockctl-daemon-\(uniqueSuffix())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         socketPath = dir + "/api.sock"
@@ -137,6 +137,7 @@ final class DaemonProcess {
                              "--log-level", "debug"] + extraArgs
         process.standardOutput = outPipe
         process.standardError = FileHandle(forWritingAtPath: errPath)
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b } }
         let out = outPipe.fileHandleForReading
         out.readabilityHandler = { [weak self] h in
             let d = h.availableData
