@@ -189,9 +189,15 @@ public enum ControlAPI {
             do {
                 let records = try await Task.detached { try engine.apiKill(kill) }.value
                 let destroyed = records.filter { $0.outcome == "destroyed" }.count
-                let sockets = try records.map { try JSONSerialization.jsonObject(with: KillRecord.encoder.encode($0)) }
-                return json(.ok, ["matched": records.count, "destroyed": destroyed, "dryRun": kill.dryRun || engine.options.auditAll,
-                                  "sockets": sockets])
+                // {"destroyed":N,"dryRun":B,"matched":N,"sockets":[...]}: the records are already JSON.
+                var buf = ByteBuffer()
+                buf.writeString("{\"destroyed\":\(destroyed),\"dryRun\":\(kill.dryRun || engine.options.auditAll),\"matched\":\(records.count),\"sockets\":[")
+                for (i, r) in records.enumerated() {
+                    if i > 0 { buf.writeString(",") }
+                    buf.writeString(r.json)
+                }
+                buf.writeString("]}\n")
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: buf))
             } catch let e as PolicyEngine.APIError {
                 switch e {
                 case .badRequest(let m, let col): return ControlAPI.error(.badRequest, m, fields: col.map { ["column": $0] } ?? [:])

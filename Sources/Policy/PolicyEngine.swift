@@ -224,9 +224,10 @@ public final class PolicyEngine: @unchecked Sendable {
         }
     }
 
-    /// Metrics, JSON lines and `/v1/events` for what a kill did.
-    func record(_ results: [KilledSocket], rule: String, trigger: String, audit: Bool) {
-        guard !results.isEmpty else { return }
+    /// Metrics, JSON lines and `/v1/events` for what a kill did; returns the records.
+    @discardableResult
+    func record(_ results: [KilledSocket], rule: String, trigger: String, audit: Bool) -> [KillRecord] {
+        guard !results.isEmpty else { return [] }
         var counts: [String: [String: Int]] = [:]
         var errors: [String: Int] = [:]
         let time = KillRecord.now()
@@ -252,6 +253,7 @@ public final class PolicyEngine: @unchecked Sendable {
         hub.publish(records)
         logger.info(audit ? "audit: sockets would be destroyed" : "sockets destroyed",
                     metadata: ["rule": "\(rule)", "trigger": "\(trigger)", "count": "\(results.count)"])
+        return records
     }
 
     /// A cgroup directory and every directory below it (nothing when it does not exist).
@@ -347,9 +349,7 @@ public final class PolicyEngine: @unchecked Sendable {
         } catch {
             throw APIError.failed("\(error)")
         }
-        record(results, rule: "api", trigger: "request", audit: audit)
-        let time = KillRecord.now()
-        return results.map { KillRecord($0, rule: "api", trigger: "request", action: audit ? "audit" : "kill", time: time) }
+        return record(results, rule: "api", trigger: "request", audit: audit)
     }
 }
 
