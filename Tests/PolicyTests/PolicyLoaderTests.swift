@@ -1,5 +1,10 @@
+import Foundation
+import SockDiag
 import Testing
 @testable import Policy
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Policy files: what loads, and the exact message (file:line:column + what was expected) for each
 /// kind of mistake.
@@ -171,5 +176,24 @@ import Testing
         #expect(!s.covers(name: "blue", isHost: false))
         #expect(s.covers(name: nil, isHost: true))
         #expect(NamespaceSelector.all.covers(name: nil, isHost: false))
+    }
+}
+
+/// The JSON line written per socket: valid JSON, every field, escapes in names.
+@Suite struct KillRecordTests {
+    @Test func jsonLineRoundTrips() throws {
+        var s = Socket(family: UInt8(AF_INET6), kind: .tcp, state: .established)
+        s.source = InetAddress("fd00::5")
+        s.destination = InetAddress("fd00::6")
+        s.sourcePort = 7300
+        s.destinationPort = 41000
+        s.cookie = 1 << 40
+        s.uid = 54321
+        s.inode = 99
+        let k = KilledSocket(socket: s, netns: "ns \"q\"", outcome: "failed", errno: 1)
+        let r = KillRecord(k, rule: "a\\b", trigger: "address-removed fd00::5", action: "kill", time: "2026-11-23T00:00:00.000Z")
+        let back = try JSONDecoder().decode(KillRecord.self, from: Data(r.json.utf8))
+        #expect(back == r)
+        #expect(r.json.hasPrefix("{\"action\":\"kill\",\"cookie\":1099511627776,\"dport\":41000,\"dst\":\"fd00::6\",\"errno\":1,\"family\":\"inet6\""))
     }
 }
