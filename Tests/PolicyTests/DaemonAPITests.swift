@@ -171,6 +171,25 @@ import Glibc
         #expect(daemon.request("GET", "/v1/nothing").status == 404)
     }
 
+    @Test func checkValidatesAPolicyFile() throws {
+        let dir = NSTemporaryDirectory() + "sockctl-check-\(uniqueSuffix())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.requestOnly.write(toFile: dir + "/good.yaml", atomically: true, encoding: .utf8)
+        try (Self.requestOnly + "\n    actoin: kill\n").write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        let good = sh([sockctlBinary, "daemon", "--check", dir + "/good.yaml"])
+        #expect(good.status == 0 && good.out == "\(dir)/good.yaml: ok, 1 rule\n")
+        let bad = sh([sockctlBinary, "daemon", "--check", dir + "/bad.yaml"])
+        #expect(bad.status == 2)
+        #expect(bad.err == "sockctl: \(dir)/bad.yaml:7:5: unknown field 'actoin' (expected one of: name, on, interface, match, except, netns, action)\n")
+        let missing = sh([sockctlBinary, "daemon", "--check", dir + "/none.yaml"])
+        #expect(missing.status == 2 && missing.err.contains("none.yaml:0:0: cannot open policy file: no such file"))
+        // Running with a bad policy fails the same way before anything starts.
+        let run = sh([sockctlBinary, "daemon", "--config", dir + "/bad.yaml", "--api", "unix://\(dir)/api.sock"])
+        #expect(run.status == 2 && run.err.contains("bad.yaml:7:5: unknown field 'actoin'"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/api.sock"))
+    }
+
     @Test func notifiesSystemdReadyAndStopping() throws {
         let dir = NSTemporaryDirectory() + "sockctl-notify-\(uniqueSuffix())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
