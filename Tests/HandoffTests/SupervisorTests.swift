@@ -174,7 +174,8 @@ struct TestFailure: Error, CustomStringConvertible { var description: String; in
         defer { holder.terminate() }
         usleep(300_000)
         let inUse = try ns.run([sockctlBin, "run", "--name", ns.name, "--listen", "tcp://127.0.0.1:81", "--", serverBin])
-        #expect(inUse.status == 2 && inUse.err.contains("Address already in use"), "\(inUse.err)")
+        #expect(inUse.status == 2 && inUse.err.contains("bind(tcp://127.0.0.1:81) failed: Address already in use") &&
+                inUse.err.contains("another socket is bound there"), "\(inUse.err)")
         #expect(!FileManager.default.fileExists(atPath: "/run/sockctl/\(ns.name).sock"))
         let noSup = try ns.run([sockctlBin, "upgrade", ns.name])
         #expect(noSup.status == 2 && noSup.err.contains("no supervisor named"))
