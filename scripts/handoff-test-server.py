@@ -16,10 +16,12 @@ Options: --report FILE   write what we inherited (JSON, to FILE.GENERATION) befo
                          health address for `--ready tcp://127.0.0.{generation}:P`)
          --behavior-file F  read at start: ok | never-ready (serve, never READY=1, /ready 503)
          --no-notify     never send READY=1 (for --ready tcp/http)
+         --fdstore       keep a counter in a memfd: the first generation creates it and deposits it
+                         (FDSTORE=1, FDNAME=state); later ones find it in LISTEN_FDNAMES and add 1
 
 SIGTERM: stop accepting and reading datagrams, finish open connections, exit 0.
 """
-import fcntl, json, os, signal, socket, sys, threading, time
+import fcntl, json, os, signal, socket, stat, sys, threading, time
 
 # Look at the inherited fds before Python opens anything of its own.
 pid = os.getpid()
@@ -70,6 +72,10 @@ report = {"pid": pid, "env": {k: v for k, v in os.environ.items() if k.startswit
           "open_above": open_above, "fds": []}
 for i in range(inherited):
     fd = 3 + i
+    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        report["fds"].append({"fd": fd, "name": names[i], "family": "none", "type": "none", "listening": False, "reuseport": False,
+                              "cloexec": bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)})
+        continue
     s = socket.socket(fileno=fd)
     info = {"fd": fd, "name": names[i], "family": s.family.name, "type": s.type.name,
             "cloexec": bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC),
@@ -78,6 +84,20 @@ for i in range(inherited):
             "local": str(s.getsockname())}
     report["fds"].append(info)
     socks.append(s)
+# --fdstore: a counter in a memfd named "state", deposited with the supervisor (FDSTORE=1) by the
+# first generation and incremented by each later one that inherits it.
+store_fd = None
+if "--fdstore" in args:
+    if "state" in names:
+        state_fd = 3 + names.index("state")
+        count = int(os.pread(state_fd, 32, 0).strip(b"\0") or b"0")
+    else:
+        state_fd = store_fd = os.memfd_create("state")
+        count = 0
+    count += 1
+    os.ftruncate(state_fd, 0)
+    os.pwrite(state_fd, b"%d" % count, 0)
+    report["state"] = {"count": count, "inode": os.fstat(state_fd).st_ino}
 if option("--report"):
     path = f"{option('--report')}.{generation}"
     with open(path + ".tmp", "w") as f:
@@ -211,6 +231,11 @@ while not warm() and not stopping.is_set():
     time.sleep(0.01)
 if health_port and behavior != "never-ready":
     threading.Thread(target=health, daemon=True).start()
+if store_fd is not None and os.environ.get("NOTIFY_SOCKET"):
+    n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    n.connect(os.environ["NOTIFY_SOCKET"])
+    socket.send_fds(n, [b"FDSTORE=1\nFDNAME=state"], [store_fd])
+    n.close()
 if notify and os.environ.get("NOTIFY_SOCKET"):
     n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     n.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])

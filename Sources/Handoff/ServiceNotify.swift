@@ -47,6 +47,14 @@ public final class NotifyReceiver {
     public struct Message {
         public var senderPid: Int32
         public var fields: [String: String]
+        /// Fds sent along (SCM_RIGHTS, close-on-exec); the receiver of the message owns them.
+        public var fds: [Int32] = []
+
+        public init(senderPid: Int32, fields: [String: String], fds: [Int32] = []) {
+            self.senderPid = senderPid
+            self.fields = fields
+            self.fds = fds
+        }
     }
 
     public init(path: String) throws {
@@ -71,7 +79,7 @@ public final class NotifyReceiver {
         }
     }
 
-    /// Every pending message (non-blocking). Fds sent along (FDSTORE=1) are closed: not supported.
+    /// Every pending message (non-blocking), with the fds sent along (FDSTORE=1).
     public func receiveAll() -> [Message] {
         var out: [Message] = []
         var buf = [UInt8](repeating: 0, count: 4096)
@@ -82,14 +90,13 @@ public final class NotifyReceiver {
             var flags: Int32 = 0
             let n = sockctl_recv_fds(fd, &buf, buf.count, &fds, 16, &nfds, &pid, &flags, Int32(MSG_DONTWAIT))
             if n < 0 { break }
-            for i in 0..<Int(nfds) { close(fds[i]) }
             let text = String(decoding: buf[0..<n], as: UTF8.self)
             var fields: [String: String] = [:]
             for line in text.split(separator: "\n") {
                 let kv = line.split(separator: "=", maxSplits: 1).map(String.init)
                 if kv.count == 2 { fields[kv[0]] = kv[1] }
             }
-            out.append(Message(senderPid: pid, fields: fields))
+            out.append(Message(senderPid: pid, fields: fields, fds: Array(fds[0..<Int(nfds)])))
         }
         return out
     }

@@ -23,6 +23,9 @@ public struct SupervisorConfig {
     public var backoffMin = 0.1
     public var backoffMax = 5.0
     public var backoffResetAfter = 10.0
+    /// How many fds generations may deposit with FDSTORE=1 (systemd's FileDescriptorStoreMax=);
+    /// 0 refuses them.
+    public var fdStoreMax = 0
 
     public init(name: String, controlPath: String, notifyPath: String, listeners: [ListenerSpec], command: [String], executable: String) {
         self.name = name
@@ -71,6 +74,9 @@ public final class Supervisor {
     public let config: SupervisorConfig
     let env: ProcessEnvironment
     public internal(set) var listeners: [Listener] = []
+    /// The fd store: fds deposited by generations (FDSTORE=1), passed to every later generation
+    /// after the listeners, under their FDNAME.
+    var stored: [(name: String, fd: Int32)] = []
     var generations: [Generation] = []
     var nextGeneration = 1
     var upgrade: Upgrade?
@@ -178,6 +184,8 @@ public final class Supervisor {
             if let spec = l.spec, spec.kind == .unix, !l.inherited, !spec.address.hasPrefix("@") { unlink(spec.address) }
         }
         listeners = []
+        for s in stored { close(s.fd) }
+        stored = []
         if controlFd >= 0 { close(controlFd); unlink(config.controlPath); controlFd = -1 }
         notify = nil
         for fd in clients.keys { close(fd) }
@@ -190,11 +198,11 @@ public final class Supervisor {
 
     func spawnGeneration() throws -> Generation {
         var childEnv = env.environment().filter { !$0.key.hasPrefix("LISTEN_") && $0.key != "NOTIFY_SOCKET" }
-        for (k, v) in ListenFDs.environment(names: listeners.map(\.name)) { childEnv[k] = v }
+        for (k, v) in ListenFDs.environment(names: listeners.map(\.name) + stored.map(\.name)) { childEnv[k] = v }
         childEnv["NOTIFY_SOCKET"] = config.notifyPath
         let id = nextGeneration
         childEnv["SOCKCTL_GENERATION"] = String(id)
-        let pid = try env.spawn(config.executable, config.command, childEnv, listeners.map(\.fd))
+        let pid = try env.spawn(config.executable, config.command, childEnv, listeners.map(\.fd) + stored.map(\.fd))
         nextGeneration += 1
         let gen = Generation(id: id, pid: pid, startedAt: env.now())
         generations.append(gen)
@@ -462,9 +470,44 @@ public final class Supervisor {
 
     func handleNotify(_ m: NotifyReceiver.Message) {
         let mainPid = m.fields["MAINPID"].flatMap { Int32($0) }
-        guard let gen = generations.first(where: { $0.pid == m.senderPid || $0.pid == mainPid }) else { return }
+        guard let gen = generations.first(where: { $0.pid == m.senderPid || $0.pid == mainPid }) else {
+            m.fds.forEach { close($0) }
+            return
+        }
+        if m.fields["FDSTOREREMOVE"] == "1", let name = m.fields["FDNAME"] {
+            let gone = stored.filter { $0.name == name }
+            gone.forEach { close($0.fd) }
+            stored.removeAll { $0.name == name }
+            log("generation \(gen.id) (pid \(gen.pid)): FDSTOREREMOVE \(name): \(gone.count) fd(s) closed")
+        }
+        if m.fields["FDSTORE"] == "1" { store(m.fds, name: m.fields["FDNAME"] ?? "stored", from: gen) }
+        else { m.fds.forEach { close($0) } }
         if m.fields["READY"] == "1", config.ready == .notify { markReady(gen) }
         if m.fields["STOPPING"] == "1" { log("generation \(gen.id) (pid \(gen.pid)): STOPPING=1") }
+    }
+
+    /// Keep deposited fds (up to --fd-store-max; one already held — same file — is not kept twice).
+    func store(_ fds: [Int32], name: String, from gen: Generation) {
+        func identity(_ fd: Int32) -> (UInt, UInt)? {
+            var st = stat()
+            return fstat(fd, &st) == 0 ? (UInt(st.st_dev), UInt(st.st_ino)) : nil
+        }
+        let valid = name.utf8.count <= 255 && !name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: ":") }
+        for fd in fds {
+            let id = identity(fd)
+            if !valid {
+                close(fd)
+                log("generation \(gen.id) (pid \(gen.pid)): FDSTORE refused: FDNAME '\(name)' is not 1 to 255 printable characters without ':'")
+            } else if let id, stored.contains(where: { identity($0.fd).map { $0 == id } ?? false }) {
+                close(fd)
+            } else if stored.count >= config.fdStoreMax {
+                close(fd)
+                log("generation \(gen.id) (pid \(gen.pid)): FDSTORE refused: the fd store is full (--fd-store-max \(config.fdStoreMax))")
+            } else {
+                stored.append((name, fd))
+                log("generation \(gen.id) (pid \(gen.pid)): FDSTORE \(name): holding fd \(fd) for later generations")
+            }
+        }
     }
 
     func acceptClients() {
@@ -526,7 +569,7 @@ public final class Supervisor {
             listeners: listeners.map { .init(name: $0.name, fd: $0.fd, url: $0.spec?.url ?? "inherited", inherited: $0.inherited) },
             generations: generations.map { .init(generation: $0.id, pid: $0.pid, state: $0.state.rawValue, uptimeMs: ms(now - $0.startedAt)) },
             upgradeInProgress: upgrade != nil, upgrades: upgrades, failedUpgrades: failedUpgrades, restarts: restarts,
-            lastUpgrade: lastUpgrade)
+            lastUpgrade: lastUpgrade, storedFds: stored.map(\.name))
     }
 }
 

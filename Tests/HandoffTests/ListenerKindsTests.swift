@@ -8,7 +8,9 @@ import Glibc
 /// What scripts/handoff-test-server.py reports about the fds it inherited.
 struct InheritReport: Decodable {
     struct FD: Decodable { var fd: Int32; var name: String; var family: String; var type: String; var cloexec: Bool; var listening: Bool; var reuseport: Bool }
+    struct State: Decodable { var count: Int; var inode: UInt64 }
     var pid: Int32
+    var state: State?
     var env: [String: String]
     var open_above: [Int32]
     var fds: [FD]
@@ -22,12 +24,12 @@ final class PySupervised {
     let log: String
 
     init(_ ns: TestNamespace, name: String? = nil, listen: [String], ready: String, readyTimeout: String = "3s",
-         serverArgs: [String] = [], waitActive: Bool = true) throws {
+         runArgs: [String] = [], serverArgs: [String] = [], waitActive: Bool = true) throws {
         self.ns = ns
         let n = name ?? ns.name
         log = "/tmp/\(n).log"
         process = try ns.spawn([sockctlBin, "run", "--name", n] + listen.flatMap { ["--listen", $0] } +
-                               ["--ready", ready, "--ready-timeout", readyTimeout, "--drain-timeout", "3s", "--",
+                               ["--ready", ready, "--ready-timeout", readyTimeout, "--drain-timeout", "3s"] + runArgs + ["--",
                                 "python3", testServer] + serverArgs, log: log)
         if waitActive {
             guard waitFor(10, { (try? self.status(n))?.generations.contains { $0.state == "active" } ?? false }) else {
@@ -150,6 +152,30 @@ final class PySupervised {
         let st = try sup.status(ns.name)
         #expect(st.generations.filter { $0.state == "active" }.map(\.pid) == [gen2])
         #expect(st.upgrades == 2 && st.failedUpgrades == 1)
+    }
+
+    /// FDSTORE=1: generation 1 deposits a memfd holding a counter; generations 2 and 3 get that
+    /// same file (same inode) after the listener, named per FDNAME, and count on from it.
+    @Test func fdStoreCarriesAnFdAcrossUpgrades() throws {
+        let ns = try TestNamespace("fdstore")
+        defer { ns.delete() }
+        let report = "/tmp/\(ns.name).report"
+        let sup = try PySupervised(ns, listen: ["tcp://127.0.0.1:8080"], ready: "notify", runArgs: ["--fd-store-max", "2"],
+                                   serverArgs: ["--report", report, "--fdstore"])
+        defer { sup.stop(); for g in 1...3 { unlink("\(report).\(g)") } }
+        for _ in 0..<2 {
+            let up = try ns.run([sockctlBin, "upgrade", ns.name])
+            #expect(up.status == 0, "\(up.err)")
+        }
+        func read(_ g: Int) throws -> InheritReport {
+            try JSONDecoder().decode(InheritReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(report).\(g)")))
+        }
+        let first = try read(1), third = try read(3)
+        #expect(first.env["LISTEN_FDNAMES"] == "tcp-8080" && first.state?.count == 1)
+        #expect(third.env["LISTEN_FDS"] == "2" && third.env["LISTEN_FDNAMES"] == "tcp-8080:state")
+        #expect(third.fds.map(\.type) == ["SOCK_STREAM", "none"] && third.fds.allSatisfy { !$0.cloexec })
+        #expect(third.state?.count == 3 && third.state?.inode == first.state?.inode)
+        #expect(try sup.status(ns.name).storedFds == ["state"])
     }
 
     /// `--ready tcp` means "connect to the first tcp listener": without one it is a config error.

@@ -325,6 +325,58 @@ struct FakeClient {
         fake.lock.lock(); #expect(fake.probes.allSatisfy { $0.port == 9000 && $0.path == nil }); fake.lock.unlock()
     }
 
+    /// FDSTORE=1: deposited fds are held (up to fdStoreMax, one file once) and passed to later
+    /// generations after the listeners under their FDNAME; FDSTOREREMOVE=1 drops them; fds sent
+    /// without FDSTORE=1, by an unknown process, or beyond the limit are closed at once.
+    @Test func fdStoreHoldsDepositedFdsForLaterGenerations() throws {
+        /// A socketpair: `deposit` goes to the supervisor, `peer` tells whether it was closed.
+        func pair() -> (deposit: Int32, peer: Int32) {
+            var sv: [Int32] = [0, 0]
+            precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) == 0)
+            return (sv[0], sv[1])
+        }
+        func closedByTheSupervisor(_ peer: Int32) -> Bool { send(peer, "x", 1, Int32(MSG_NOSIGNAL)) == -1 && errno == EPIPE }
+        let fake = FakeProcesses()
+        let (sup, _) = fakeSupervisor(fake) { $0.fdStoreMax = 2 }
+        sup.listeners = [Listener(name: "web", fd: 11, spec: try ListenerSpec.parse("tcp://127.0.0.1:80?name=web"))]
+        let gen1 = try sup.spawnGeneration()
+        let state = pair(), other = pair(), extra = pair(), plain = pair(), stranger = pair()
+        // Only what the supervisor was not given is ours to close (a second close could hit an fd
+        // another test has opened since).
+        defer {
+            close(state.deposit)
+            [state, other, extra, plain, stranger].forEach { close($0.peer) }
+            sup.stored.forEach { close($0.fd) }
+        }
+        sup.handleNotify(.init(senderPid: gen1.pid, fields: ["FDSTORE": "1", "FDNAME": "state"], fds: [dup(state.deposit)]))
+        sup.handleNotify(.init(senderPid: gen1.pid, fields: ["FDSTORE": "1", "FDNAME": "state"], fds: [dup(state.deposit)]))
+        #expect(sup.stored.map(\.name) == ["state"])  // the same file deposited twice is held once
+        sup.handleNotify(.init(senderPid: gen1.pid, fields: ["READY": "1"], fds: [plain.deposit]))
+        #expect(closedByTheSupervisor(plain.peer) && gen1.state == .active)
+        sup.handleNotify(.init(senderPid: 4242, fields: ["FDSTORE": "1"], fds: [stranger.deposit]))
+        #expect(closedByTheSupervisor(stranger.peer))
+        sup.handleNotify(.init(senderPid: gen1.pid, fields: ["FDSTORE": "1", "FDNAME": "other"], fds: [other.deposit, extra.deposit]))
+        #expect(closedByTheSupervisor(extra.peer) && !closedByTheSupervisor(other.peer))
+
+        sup.beginUpgrade(client: nil)
+        let gen2 = try #require(fake.spawns.last)
+        #expect(gen2.fds.count == 3 && gen2.fds[0] == 11 && gen2.fds[2] == other.deposit)
+        #expect(gen2.env["LISTEN_FDS"] == "3" && gen2.env["LISTEN_FDNAMES"] == "web:state:other")
+        #expect(sup.status().storedFds == ["state", "other"])
+
+        sup.handleNotify(.init(senderPid: gen2.pid, fields: ["FDSTOREREMOVE": "1", "FDNAME": "other"]))
+        #expect(closedByTheSupervisor(other.peer))
+        #expect(sup.status().storedFds == ["state"])
+
+        // Off by default, as in systemd (FileDescriptorStoreMax=0).
+        let (off, _) = fakeSupervisor(FakeProcesses())
+        let offGen = try off.spawnGeneration()
+        let refused = pair()
+        defer { close(refused.peer) }
+        off.handleNotify(.init(senderPid: offGen.pid, fields: ["FDSTORE": "1", "FDNAME": "state"], fds: [refused.deposit]))
+        #expect(closedByTheSupervisor(refused.peer) && off.stored.isEmpty)
+    }
+
     @Test func readinessPlaceholders() throws {
         let t = try Readiness.parse("tcp://127.0.0.{generation}:9000")
         #expect(t.target(generation: 7, firstTCP: nil)! == ("127.0.0.7", 9000, nil))
