@@ -24,11 +24,11 @@ final class PySupervised {
     let log: String
 
     init(_ ns: TestNamespace, name: String? = nil, listen: [String], ready: String, readyTimeout: String = "3s",
-         runArgs: [String] = [], serverArgs: [String] = [], waitActive: Bool = true) throws {
+         runArgs: [String] = [], serverArgs: [String] = [], launcher: [String] = [], waitActive: Bool = true) throws {
         self.ns = ns
         let n = name ?? ns.name
         log = "/tmp/\(n).log"
-        process = try ns.spawn([sockctlBin, "run", "--name", n] + listen.flatMap { ["--listen", $0] } +
+        process = try ns.spawn(launcher + [sockctlBin, "run", "--name", n] + listen.flatMap { ["--listen", $0] } +
                                ["--ready", ready, "--ready-timeout", readyTimeout, "--drain-timeout", "3s"] + runArgs + ["--",
                                 "python3", testServer] + serverArgs, log: log)
         if waitActive {
@@ -51,7 +51,8 @@ final class PySupervised {
 @Suite struct ListenerKindsTests {
     /// tcp (reuseport, backlog 77), udp and a unix stream path (mode 0600) under `sockctl run`: the
     /// child finds them as fds 3, 4, 5 named per LISTEN_FDNAMES with LISTEN_PID its own pid, only
-    /// those without close-on-exec and nothing else open above them. Three upgrades by SIGHUP to the
+    /// those without close-on-exec and nothing else open above them (not even fd 9, which the
+    /// supervisor itself inherited without close-on-exec). Three upgrades by SIGHUP to the
     /// supervisor under load on all three: no failed TCP connection or request, no lost datagram,
     /// no failed unix connection; several generations answered datagrams on the one UDP socket.
     @Test func everyListenerKindSurvivesSighupUpgrades() throws {
@@ -61,13 +62,16 @@ final class PySupervised {
         let unixPath = "/tmp/\(ns.name).sock"
         let sup = try PySupervised(ns, listen: ["tcp://127.0.0.1:8080?reuseport=1&backlog=77", "udp://127.0.0.1:5353",
                                                 "unix://\(unixPath)?name=api&mode=0600"],
-                                   ready: "notify", serverArgs: ["--report", report])
+                                   ready: "notify", serverArgs: ["--report", report],
+                                   launcher: ["bash", "-c", "exec 9</etc/hostname; exec \"$@\"", "launcher"])
         defer {
             sup.stop()
             for g in 1...4 { unlink("\(report).\(g)") }
         }
         let st1 = try sup.status(ns.name)
         let gen1Pid = try #require(st1.generations.first?.pid)
+        #expect(st1.listeners.map(\.name) == ["tcp-8080", "udp-5353", "api"])
+        #expect(st1.listeners.map(\.fd).allSatisfy { $0 >= 3 } && st1.generations.map(\.state) == ["active"])
 
         func checkReport(_ generation: Int, pid: Int32) throws {
             let r = try JSONDecoder().decode(InheritReport.self, from: Data(contentsOf: URL(fileURLWithPath: "\(report).\(generation)")))
