@@ -583,17 +583,17 @@ func describeExit(_ status: Int32) -> String {
 
 /// `net.ipv4.tcp_migrate_req` in the current network namespace.
 public enum MigrateReq {
-    static let path = "/proc/sys/net/ipv4/tcp_migrate_req"
+    public static let path = "/proc/sys/net/ipv4/tcp_migrate_req"
 
-    public static func read() -> Int? {
+    public static func read(path: String = path) -> Int? {
         guard let s = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         return Int(s.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    /// Check and set it to 1; errors say how to fix them.
-    public static func enable() throws {
-        guard let current = read() else {
-            throw HandoffError.syscall(call: "open", errno: ENOENT, context: path, advice: "this kernel has no tcp_migrate_req (Linux 5.14+ needed)")
+    /// Check and set it to 1; errors say how to fix them (no such sysctl or no right to write it: exit 3).
+    public static func enable(path: String = path) throws {
+        guard let current = read(path: path) else {
+            throw HandoffError.unsupported("--migrate: \(path) does not exist: this kernel has no tcp_migrate_req (Linux 5.14+ needed)")
         }
         if current == 1 { return }
         let fd = open(path, O_WRONLY | O_CLOEXEC)

@@ -377,6 +377,16 @@ struct FakeClient {
         #expect(closedByTheSupervisor(refused.peer) && off.stored.isEmpty)
     }
 
+    /// --migrate on a kernel without the sysctl: "kernel support missing", exit 3.
+    @Test func migrateWithoutTheSysctlIsExitThree() {
+        do {
+            try MigrateReq.enable(path: "/proc/sys/net/ipv4/no_such_sysctl_here")
+            Issue.record("enabled a sysctl that does not exist")
+        } catch let e as HandoffError {
+            #expect(e.exitStatus == 3 && e.description.contains("Linux 5.14+"), "\(e)")
+        } catch { Issue.record("\(error)") }
+    }
+
     @Test func readinessPlaceholders() throws {
         let t = try Readiness.parse("tcp://127.0.0.{generation}:9000")
         #expect(t.target(generation: 7, firstTCP: nil)! == ("127.0.0.7", 9000, nil))
