@@ -19,7 +19,10 @@ Options: --report FILE   write what we inherited (JSON, to FILE.GENERATION) befo
          --fdstore       keep a counter in a memfd: the first generation creates it and deposits it
                          (FDSTORE=1, FDNAME=state); later ones find it in LISTEN_FDNAMES and add 1
 
-SIGTERM: stop accepting and reading datagrams, finish open connections, exit 0.
+         --stop-signal USR2  stop on this signal instead of SIGTERM (and ignore SIGTERM)
+         behavior "ignore-stop": ignore the stop signal too (only SIGKILL ends us)
+
+SIGTERM (or --stop-signal): stop accepting and reading datagrams, finish open connections, exit 0.
 """
 import fcntl, json, os, signal, socket, stat, sys, threading, time
 
@@ -215,8 +218,11 @@ def health():
             pass
 
 
-signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+stop_signal = getattr(signal, "SIG" + option("--stop-signal", "TERM"))
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {stop_signal})
+if stop_signal != signal.SIGTERM:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(stop_signal, signal.SIG_IGN if behavior == "ignore-stop" else (lambda *_: stopping.set()))
 threads = []
 for s in socks:
     if s.type == socket.SOCK_DGRAM:

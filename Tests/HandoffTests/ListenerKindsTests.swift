@@ -24,12 +24,13 @@ final class PySupervised {
     let log: String
 
     init(_ ns: TestNamespace, name: String? = nil, listen: [String], ready: String, readyTimeout: String = "3s",
-         runArgs: [String] = [], serverArgs: [String] = [], launcher: [String] = [], waitActive: Bool = true) throws {
+         drainTimeout: String = "3s", runArgs: [String] = [], serverArgs: [String] = [], launcher: [String] = [],
+         waitActive: Bool = true) throws {
         self.ns = ns
         let n = name ?? ns.name
         log = "/tmp/\(n).log"
         process = try ns.spawn(launcher + [sockctlBin, "run", "--name", n] + listen.flatMap { ["--listen", $0] } +
-                               ["--ready", ready, "--ready-timeout", readyTimeout, "--drain-timeout", "3s"] + runArgs + ["--",
+                               ["--ready", ready, "--ready-timeout", readyTimeout, "--drain-timeout", drainTimeout] + runArgs + ["--",
                                 "python3", testServer] + serverArgs, log: log)
         if waitActive {
             guard waitFor(10, { (try? self.status(n))?.generations.contains { $0.state == "active" } ?? false }) else {
@@ -180,6 +181,35 @@ final class PySupervised {
         #expect(third.fds.map(\.type) == ["SOCK_STREAM", "none"] && third.fds.allSatisfy { !$0.cloexec })
         #expect(third.state?.count == 3 && third.state?.inode == first.state?.inode)
         #expect(try sup.status(ns.name).storedFds == ["state"])
+    }
+
+    /// `--stop-signal USR2 --drain-timeout 600ms`: the old generation gets SIGUSR2 (it ignores
+    /// SIGTERM, so another signal would leave it running until the SIGKILL) and exits by itself; a
+    /// generation that ignores the stop signal is SIGKILLed when the drain timeout ends, and the
+    /// upgrade says so.
+    @Test func stopSignalThenSigkillAfterTheDrainTimeout() throws {
+        let ns = try TestNamespace("stopsig")
+        defer { ns.delete() }
+        let behavior = "/tmp/\(ns.name).behavior"
+        try "ok".write(toFile: behavior, atomically: true, encoding: .utf8)
+        defer { unlink(behavior) }
+        let sup = try PySupervised(ns, listen: ["tcp://127.0.0.1:8080"], ready: "notify",
+                                   drainTimeout: "600ms", runArgs: ["--stop-signal", "USR2"],
+                                   serverArgs: ["--stop-signal", "USR2", "--behavior-file", behavior])
+        defer { sup.stop() }
+        func upgrade() throws -> ControlProtocol.UpgradeResult {
+            let r = try ns.run([sockctlBin, "upgrade", ns.name, "--json"])
+            #expect(r.status == 0, "\(r.out) \(r.err)")
+            return try #require(try JSONDecoder().decode(ControlProtocol.Reply.self, from: Data(r.out.utf8)).upgrade)
+        }
+        try "ignore-stop".write(toFile: behavior, atomically: true, encoding: .utf8)
+        let polite = try upgrade()  // generation 1 stops on SIGUSR2; generation 2 will ignore it
+        #expect(polite.killedPids.isEmpty && polite.drainMs < 600, "\(polite)")
+        try "ok".write(toFile: behavior, atomically: true, encoding: .utf8)
+        let stubborn = try upgrade()
+        #expect(stubborn.killedPids == [polite.pid] && stubborn.oldPids == [polite.pid], "\(stubborn)")
+        #expect(stubborn.drainMs >= 600)
+        print("--stop-signal USR2: the old generation left \(polite.drainMs) ms after it; one ignoring it: SIGKILL after \(stubborn.drainMs) ms")
     }
 
     /// `--ready tcp` means "connect to the first tcp listener": without one it is a config error.
