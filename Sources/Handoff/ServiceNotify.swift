@@ -9,31 +9,43 @@ import Foundation
 public enum ServiceNotify {
     /// `READY=1` (and `MAINPID=` of this process).
     @discardableResult
-    public static func ready(status: String? = nil) throws -> Bool {
+    public static func ready(status: String? = nil, socket path: String? = notifySocket) throws -> Bool {
         var lines = ["READY=1", "MAINPID=\(getpid())"]
         if let status { lines.append("STATUS=\(status)") }
-        return try send(lines.joined(separator: "\n"))
+        return try send(lines.joined(separator: "\n"), socket: path)
     }
 
     /// `STOPPING=1`: the server has begun to drain.
     @discardableResult
-    public static func stopping() throws -> Bool { try send("STOPPING=1") }
+    public static func stopping(socket path: String? = notifySocket) throws -> Bool { try send("STOPPING=1", socket: path) }
 
-    /// Send `message`; false when NOTIFY_SOCKET is not set (not supervised: nothing to do).
+    /// `FDSTORE=1`: deposit `fds` with the supervisor under `name`; later generations find them
+    /// in LISTEN_FDS/LISTEN_FDNAMES (with `sockctl run --fd-store-max N`, or systemd's
+    /// FileDescriptorStoreMax=). `FDSTOREREMOVE=1` for the name drops them again.
     @discardableResult
-    public static func send(_ message: String, socket path: String? = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"]) throws -> Bool {
+    public static func store(_ fds: [Int32], name: String, socket path: String? = notifySocket) throws -> Bool {
+        try send("FDSTORE=1\nFDNAME=\(name)", fds: fds, socket: path)
+    }
+
+    public static var notifySocket: String? { ProcessInfo.processInfo.environment["NOTIFY_SOCKET"] }
+
+    /// Send `message` (with `fds`, SCM_RIGHTS); false when NOTIFY_SOCKET is not set (not
+    /// supervised: nothing to do).
+    @discardableResult
+    public static func send(_ message: String, fds: [Int32] = [], socket path: String? = notifySocket) throws -> Bool {
         guard let path, !path.isEmpty else { return false }
         let fd = try retryingEINTR("socket", "AF_UNIX SOCK_DGRAM") { socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         defer { close(fd) }
         var sa = sockaddr_un()
         let len = sockctl_sockaddr_un(&sa, path)
-        guard len > 0 else { throw HandoffError.sys("sendto", "NOTIFY_SOCKET=\(path)") }
-        let bytes = Array(message.utf8)
+        guard len > 0 else { throw HandoffError.sys("connect", "NOTIFY_SOCKET=\(path)", errno: ENAMETOOLONG) }
         try withUnsafePointer(to: &sa) { p in
             try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp in
-                try retryingEINTR("sendto", "NOTIFY_SOCKET=\(path)") { sendto(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL), sp, socklen_t(len)) }
+                try retryingEINTR("connect", "NOTIFY_SOCKET=\(path)") { connect(fd, sp, socklen_t(len)) }
             }
         }
+        let bytes = Array(message.utf8)
+        try retryingEINTR("sendmsg", "NOTIFY_SOCKET=\(path)") { sockctl_send_fds(fd, bytes, bytes.count, fds, Int32(fds.count)) }
         return true
     }
 }

@@ -377,6 +377,31 @@ struct FakeClient {
         #expect(closedByTheSupervisor(refused.peer) && off.stored.isEmpty)
     }
 
+    /// ServiceNotify → NotifyReceiver over a real unix datagram socket (a path in /tmp): the fields,
+    /// the sender's pid from SCM_CREDENTIALS, and an fd deposited with FDSTORE=1.
+    @Test func serviceNotifyReachesTheReceiver() throws {
+        let path = "/tmp/sockctl-unit-notify-\(getpid()).sock"
+        let receiver = try NotifyReceiver(path: path)
+        #expect(try ServiceNotify.ready(status: "warm", socket: path))
+        #expect(try ServiceNotify.stopping(socket: path))
+        var p: [Int32] = [0, 0]
+        #expect(pipe(&p) == 0)
+        defer { close(p[0]); close(p[1]) }
+        #expect(try ServiceNotify.store([p[1]], name: "state", socket: path))
+        #expect(try ServiceNotify.send("READY=1", socket: nil) == false)  // not supervised: nothing sent
+        let messages = receiver.receiveAll()
+        #expect(messages.count == 3 && messages.allSatisfy { $0.senderPid == getpid() })
+        #expect(messages.first?.fields == ["READY": "1", "MAINPID": String(getpid()), "STATUS": "warm"])
+        #expect(messages.dropFirst().first?.fields == ["STOPPING": "1"])
+        let stored = try #require(messages.last)
+        #expect(stored.fields == ["FDSTORE": "1", "FDNAME": "state"] && stored.fds.count == 1)
+        // The received fd is the pipe's write end: what it writes comes out of p[0].
+        #expect(write(stored.fds[0], "s", 1) == 1)
+        var b: UInt8 = 0
+        #expect(read(p[0], &b, 1) == 1 && b == UInt8(ascii: "s"))
+        stored.fds.forEach { close($0) }
+    }
+
     /// --migrate on a kernel without the sysctl: "kernel support missing", exit 3.
     @Test func migrateWithoutTheSysctlIsExitThree() {
         do {
