@@ -24,7 +24,7 @@ struct Run: ParsableCommand {
     @Option(help: "A listener URL (repeatable).")
     var listen: [String] = []
 
-    @Option(help: "Readiness: notify | tcp | tcp://ADDR:PORT | http://ADDR:PORT/PATH | delay:2s.")
+    @Option(help: "Readiness: notify | tcp | tcp://ADDR:PORT | http://ADDR:PORT/PATH | delay:2s; {generation} in ADDR or PATH becomes the new generation's number.")
     var ready: String = "notify"
 
     @Option(help: "How long a new generation may take to become ready.")

@@ -35,6 +35,12 @@ final class TestNamespace {
         return p
     }
 
+    /// `sockctl run` expected to fail at start: bounded by timeout(1), so that one that starts after
+    /// all ends the test (status 124) instead of hanging it.
+    func runExpectingFailure(_ args: [String], seconds: Int = 20) throws -> (status: Int32, out: String, err: String) {
+        try run(["timeout", String(seconds)] + args)
+    }
+
     func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
         let out = Pipe(), err = Pipe()
         let p = Process()

@@ -216,7 +216,7 @@ final class PySupervised {
     @Test func bareTcpReadinessNeedsATcpListener() throws {
         let ns = try TestNamespace("ready-bare")
         defer { ns.delete() }
-        let r = try ns.run([sockctlBin, "run", "--name", ns.name, "--listen", "udp://127.0.0.1:5353", "--ready", "tcp", "--", "/bin/true"])
+        let r = try ns.runExpectingFailure([sockctlBin, "run", "--name", ns.name, "--listen", "udp://127.0.0.1:5353", "--ready", "tcp", "--", "/bin/true"])
         #expect(r.status == 2 && r.err.contains("--ready tcp connects to the first tcp listener, and there is none"), "\(r.err)")
         #expect(!FileManager.default.fileExists(atPath: "/run/sockctl/\(ns.name).sock"))
     }
@@ -314,17 +314,17 @@ final class PySupervised {
         defer { _ = try? FileManager.default.removeItem(atPath: open); _ = try? FileManager.default.removeItem(atPath: closed) }
         let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
-        let port = try ns.run(nobody + [sockctlBin, "run", "--name", "p", "--control-socket", "\(open)/p.sock",
+        let port = try ns.runExpectingFailure(nobody + [sockctlBin, "run", "--name", "p", "--control-socket", "\(open)/p.sock",
                                         "--listen", "tcp://127.0.0.1:80", "--", serverBin])
         #expect(port.status == 3, "\(port.status) \(port.err)")
         #expect(port.err.contains("bind(tcp://127.0.0.1:80) failed: Permission denied") && port.err.contains("CAP_NET_BIND_SERVICE"), "\(port.err)")
 
-        let control = try ns.run(nobody + [sockctlBin, "run", "--name", "c", "--control-socket", "\(closed)/sub/c.sock",
+        let control = try ns.runExpectingFailure(nobody + [sockctlBin, "run", "--name", "c", "--control-socket", "\(closed)/sub/c.sock",
                                            "--listen", "tcp://127.0.0.1:8080", "--", serverBin])
         #expect(control.status == 3, "\(control.status) \(control.err)")
         #expect(control.err.contains("mkdir(\(closed)/sub") && control.err.contains("Permission denied"), "\(control.err)")
 
-        let unixListener = try ns.run(nobody + [sockctlBin, "run", "--name", "u", "--control-socket", "\(open)/u.sock",
+        let unixListener = try ns.runExpectingFailure(nobody + [sockctlBin, "run", "--name", "u", "--control-socket", "\(open)/u.sock",
                                                 "--listen", "unix://\(closed)/api.sock", "--", serverBin])
         #expect(unixListener.status == 3, "\(unixListener.status) \(unixListener.err)")
         #expect(unixListener.err.contains("bind(unix://\(closed)/api.sock) failed: Permission denied"), "\(unixListener.err)")
