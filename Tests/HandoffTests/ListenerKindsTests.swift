@@ -131,7 +131,7 @@ final class PySupervised {
         let behavior = "/tmp/\(ns.name).behavior"
         try "ok".write(toFile: behavior, atomically: true, encoding: .utf8)
         defer { unlink(behavior) }
-        let sup = try PySupervised(ns, listen: ["tcp://127.0.0.1:8080"], ready: check, readyTimeout: "1500ms",
+        let sup = try PySupervised(ns, listen: ["tcp://127.0.0.1:8080"], ready: check, readyTimeout: "4s",
                                    serverArgs: ["--no-notify", "--warmup", "600ms", "--health-port", "9000", "--behavior-file", behavior])
         defer { sup.stop() }
         let gen1 = try #require(try sup.status(ns.name).generations.first)
@@ -148,7 +148,7 @@ final class PySupervised {
         try "never-ready".write(toFile: behavior, atomically: true, encoding: .utf8)
         let failed = try ns.run([sockctlBin, "upgrade", ns.name])
         #expect(failed.status == 4)
-        #expect(failed.err.contains("not ready within 1.5s") && failed.err.contains("check did not pass") &&
+        #expect(failed.err.contains("not ready within 4s") && failed.err.contains("check did not pass") &&
                 failed.err.contains("pid \(gen2)) keeps serving"), "\(failed.err)")
         usleep(200_000)
         let result = try load.stop()
@@ -183,7 +183,7 @@ final class PySupervised {
         #expect(try sup.status(ns.name).storedFds == ["state"])
     }
 
-    /// `--stop-signal USR2 --drain-timeout 600ms`: the old generation gets SIGUSR2 (it ignores
+    /// `--stop-signal USR2 --drain-timeout 1500ms`: the old generation gets SIGUSR2 (it ignores
     /// SIGTERM, so another signal would leave it running until the SIGKILL) and exits by itself; a
     /// generation that ignores the stop signal is SIGKILLed when the drain timeout ends, and the
     /// upgrade says so.
@@ -194,7 +194,7 @@ final class PySupervised {
         try "ok".write(toFile: behavior, atomically: true, encoding: .utf8)
         defer { unlink(behavior) }
         let sup = try PySupervised(ns, listen: ["tcp://127.0.0.1:8080"], ready: "notify",
-                                   drainTimeout: "600ms", runArgs: ["--stop-signal", "USR2"],
+                                   drainTimeout: "1500ms", runArgs: ["--stop-signal", "USR2"],
                                    serverArgs: ["--stop-signal", "USR2", "--behavior-file", behavior])
         defer { sup.stop() }
         func upgrade() throws -> ControlProtocol.UpgradeResult {
@@ -204,11 +204,11 @@ final class PySupervised {
         }
         try "ignore-stop".write(toFile: behavior, atomically: true, encoding: .utf8)
         let polite = try upgrade()  // generation 1 stops on SIGUSR2; generation 2 will ignore it
-        #expect(polite.killedPids.isEmpty && polite.drainMs < 600, "\(polite)")
+        #expect(polite.killedPids.isEmpty && polite.drainMs < 1500, "\(polite)")
         try "ok".write(toFile: behavior, atomically: true, encoding: .utf8)
         let stubborn = try upgrade()
         #expect(stubborn.killedPids == [polite.pid] && stubborn.oldPids == [polite.pid], "\(stubborn)")
-        #expect(stubborn.drainMs >= 600)
+        #expect(stubborn.drainMs >= 1500)
         print("--stop-signal USR2: the old generation left \(polite.drainMs) ms after it; one ignoring it: SIGKILL after \(stubborn.drainMs) ms")
     }
 
