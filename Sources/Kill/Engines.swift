@@ -103,7 +103,8 @@ extension SocketKiller {
         if kinds.contains(.udp) { protocols.insert(.udp) }
         if protocols.isEmpty { return .failure(.notTranslatable("no TCP or UDP sockets asked for (BPF iterates TCP and UDP only)")) }
         if request.filter.needsProcesses { return .failure(.notTranslatable("pid/comm terms are decided in userspace")) }
-        let states = SocketSelection.kernelStateMask(request.filter.stateMask ?? netlink.states(.tcp))
+        // The UDP mask (all but TIME-WAIT): iter/tcp never meets unhashed CLOSE / BOUND-INACTIVE sockets.
+        let states = SocketSelection.kernelStateMask(request.filter.stateMask ?? netlink.states(.udp))
         let spec: BPFDestroySpec?
         switch BPFTranslation.translate(filter: request.filter, states: states, families: request.families,
                                         protocols: protocols, cookies: request.cookies, dryRun: request.dryRun) {
