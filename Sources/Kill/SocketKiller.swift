@@ -485,7 +485,7 @@ struct NetlinkPlan: @unchecked Sendable {
     func select(label: String?) throws -> [(Socket, String?)] {
         var found: [(Socket, String?)] = []
         try SocketSelection.collect(kinds: kinds, families: request.families, filter: request.filter, states: states,
-                                    extensions: [], label: label, owners: owners, extra: extra) { found.append(($0, $1)) }
+                                    extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true) { found.append(($0, $1)) }
         return found
     }
 
@@ -523,7 +523,7 @@ struct NetlinkPlan: @unchecked Sendable {
             pending.removeAll(keepingCapacity: true)
         }
         try SocketSelection.collect(kinds: kinds, families: request.families, filter: request.filter, states: states,
-                                    extensions: [], label: label, owners: owners, extra: extra) { s, iface in
+                                    extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true) { s, iface in
             pending.append((s, iface))
             if pending.count >= batchSize { try flush() }
         }
