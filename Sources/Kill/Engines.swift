@@ -131,9 +131,22 @@ extension SocketKiller {
         case .success(let d): destroyer = d
         case .failure(let e): return .failure(.bpfUnavailable("\(e)"))
         }
-        if !request.dryRun, spaces == nil || spaces?.isEmpty == false {
-            // One probe in our own namespace decides whether the kernel's bpf_sock_destroy acts at all.
-            do { try destroyer.probe() } catch { return .failure(.bpfUnavailable("\(error)")) }
+        // With one target namespace, its probe happens here, where auto can still fall back to
+        // netlink; over several (forced bpf), each namespace is probed before any destroy.
+        var probedAlready = false
+        if !request.dryRun && (spaces?.count ?? 1) == 1 {
+            do {
+                if let ns = spaces?.first {
+                    try NamespaceRunner.run(in: ns) { () throws -> Void in try destroyer.probe() }
+                } else {
+                    try destroyer.probe()
+                }
+                probedAlready = true
+            } catch let e as NamespaceError {
+                return .failure(.bpfUnavailable("\(e)"))
+            } catch {
+                return .failure(.bpfUnavailable("\(error)"))
+            }
         }
         // Raw sockets (no BPF iterator) go through netlink, by cookie.
         let rawPlan: NetlinkPlan? = kinds.contains(.raw) ? netlink.with(kinds: [.raw]) : nil
@@ -180,6 +193,7 @@ extension SocketKiller {
 
         var engine = Engine(
             probe: { label in
+                if probedAlready { return }
                 do { try destroyer.probe() } catch {
                     throw KillError.bpfUnavailable("netns \(label ?? "current"): \(error)")
                 }
