@@ -169,23 +169,36 @@ extension SocketKiller {
             return s
         }
         /// One iterator pass; request sockets it cannot take are destroyed by cookie over netlink.
+        /// Results are emitted per read() of the iterator, so the caller prints while the kernel
+        /// goes on destroying.
         func pass(_ spec: BPFDestroySpec, _ label: String?, _ emit: Engine.Emit) throws {
-            let result: BPFDestroyResult
-            do { result = try destroyer.destroy(spec) } catch { throw KillError.bpfUnavailable("\(error)") }
             var viaNetlink: [Socket] = []
-            for r in result.records {
-                let outcome: KillOutcome
-                switch r.outcome {
-                case .destroyed: outcome = .destroyed
-                case .wouldDestroy: outcome = .wouldDestroy
-                case .notDestroyable: outcome = .notDestroyable
-                case .failed(let e) where e == ENOENT: outcome = .alreadyGone
-                case .failed(let e): outcome = .failed(errno: e, message: String(cString: strerror(e)))
-                case .needsNetlink:
-                    if spec.dryRun { outcome = .wouldDestroy } else { viaNetlink.append(socket(r, label)); continue }
+            var emitError: Error?
+            do {
+                _ = try destroyer.destroy(spec) { records in
+                    guard emitError == nil else { return }
+                    do {
+                        for r in records {
+                            let outcome: KillOutcome
+                            switch r.outcome {
+                            case .destroyed: outcome = .destroyed
+                            case .wouldDestroy: outcome = .wouldDestroy
+                            case .notDestroyable: outcome = .notDestroyable
+                            case .failed(let e) where e == ENOENT: outcome = .alreadyGone
+                            case .failed(let e): outcome = .failed(errno: e, message: String(cString: strerror(e)))
+                            case .needsNetlink:
+                                if spec.dryRun { outcome = .wouldDestroy } else { viaNetlink.append(socket(r, label)); continue }
+                            }
+                            try emit(KillResult(socket: socket(r, label), interface: nil, netns: label, outcome: outcome))
+                        }
+                    } catch {
+                        emitError = error  // e.g. the consumer stopped; the kernel pass still ends normally
+                    }
                 }
-                try emit(KillResult(socket: socket(r, label), interface: nil, netns: label, outcome: outcome))
+            } catch {
+                throw KillError.bpfUnavailable("\(error)")
             }
+            if let emitError { throw emitError }
             if !viaNetlink.isEmpty {
                 try netlink.destroy(viaNetlink.map { ($0, nil) }, label: label, emit)
             }
