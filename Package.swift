@@ -136,3 +136,15 @@ package.products += [
 for target in package.targets where target.name == "sockctl" {
     target.dependencies.append("SavedSYN")
 }
+
+// --- Kill: select -> destroy by cookie -> per-socket outcome; the SocketKiller API (issue 4) ---
+package.targets += [
+    .target(name: "Kill", dependencies: ["SockDiag", "Netlink", "Namespaces", "SocketFilter", "BPF"]),
+    .testTarget(name: "KillTests", dependencies: ["Kill", "SockDiag", "Namespaces", "SocketFilter"]),
+]
+package.products += [
+    .library(name: "Kill", targets: ["Kill"]),
+]
+for target in package.targets where target.name == "sockctl" {
+    target.dependencies.append("Kill")
+}

@@ -34,6 +34,10 @@ public struct BPFDestroyRecord: Sendable, Equatable, CustomStringConvertible {
     public var uid: UInt32 { raw.uid }
     /// 16 bytes (IPv6) or 4 bytes (IPv4), network order.
     public var sourceBytes: [UInt8] { Self.bytes(raw.src, family: family) }
+    /// The addresses as four words whose memory holds the network-order bytes (IPv4: the first
+    /// word, the rest 0); for copying into other address types without a byte array.
+    public var sourceWords: (UInt32, UInt32, UInt32, UInt32) { Self.words(raw.src, family: family) }
+    public var destinationWords: (UInt32, UInt32, UInt32, UInt32) { Self.words(raw.dst, family: family) }
     public var destinationBytes: [UInt8] { Self.bytes(raw.dst, family: family) }
     /// Addresses as inet_ntop prints them ("10.0.0.1", "::ffff:10.0.0.1", "fd00::1").
     public var source: String { Self.format(family: family, sourceBytes) }
@@ -55,6 +59,10 @@ public struct BPFDestroyRecord: Sendable, Equatable, CustomStringConvertible {
 
     public static func == (a: BPFDestroyRecord, b: BPFDestroyRecord) -> Bool {
         withUnsafeBytes(of: a.raw) { x in withUnsafeBytes(of: b.raw) { y in x.elementsEqual(y) } }
+    }
+
+    static func words(_ w: (UInt32, UInt32, UInt32, UInt32), family: Int32) -> (UInt32, UInt32, UInt32, UInt32) {
+        family == AF_INET ? (w.0, 0, 0, 0) : w
     }
 
     static func bytes(_ w: (UInt32, UInt32, UInt32, UInt32), family: Int32) -> [UInt8] {

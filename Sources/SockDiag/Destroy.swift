@@ -36,6 +36,11 @@ extension SockDiagClient {
     /// request naming the socket by family, protocol, endpoints, interface and cookie, so that a socket
     /// that closed and whose 4-tuple was reused since the dump is never hit (the kernel refuses a
     /// cookie mismatch with ENOENT). Outcomes come back in the order of `sockets`.
+    ///
+    /// Requests carry no NLM_F_ACK: the kernel answers only a failed one (with its errno), and a
+    /// NLMSG_NOOP with NLM_F_ACK closes each batch. Replies come in request order, so when the
+    /// NOOP's ack arrives every failure of the batch has been read and the rest were destroyed:
+    /// one receive per batch and per failure instead of one per socket.
     public static func destroy(_ sockets: [Socket], on netlink: NetlinkSocket, batch: Int = 128) throws -> [DestroyOutcome] {
         var outcomes = [DestroyOutcome](repeating: .alreadyGone, count: sockets.count)
         var start = 0
@@ -56,18 +61,20 @@ extension SockDiagClient {
                 req.id.cookie = s.cookie
                 let seq = netlink.nextSequence()
                 bySequence[seq] = i
-                bytes += NetlinkRequest(type: SockDiagConstants.sockDestroy, flags: [.request, .ack], payload: req.bytes)
+                bytes += NetlinkRequest(type: SockDiagConstants.sockDestroy, flags: [.request], payload: req.bytes)
                     .encode(sequence: seq)
             }
             if !bySequence.isEmpty {
+                let barrier = netlink.nextSequence()
+                bytes += NetlinkRequest(type: NetlinkMessageType.noop, flags: [.request, .ack], payload: []).encode(sequence: barrier)
                 try netlink.send(bytes)
-                var pending = bySequence.count
-                while pending > 0 {
+                var done = false
+                while !done {
                     try netlink.receive { datagram in
                         try forEachMessage(in: datagram) { msg in
-                            guard msg.header.type == NetlinkMessageType.error, let err = NetlinkErrorReply(msg),
-                                  let i = bySequence.removeValue(forKey: msg.header.sequence) else { return }
-                            pending -= 1
+                            guard msg.header.type == NetlinkMessageType.error, let err = NetlinkErrorReply(msg) else { return }
+                            if msg.header.sequence == barrier { done = true; return }
+                            guard let i = bySequence.removeValue(forKey: msg.header.sequence) else { return }
                             switch -err.error {
                             case 0: outcomes[i] = .destroyed
                             case ENOENT: outcomes[i] = .alreadyGone
@@ -76,6 +83,8 @@ extension SockDiagClient {
                         }
                     }
                 }
+                // No reply: destroyed.
+                for i in bySequence.values { outcomes[i] = .destroyed }
             }
             start = end
         }

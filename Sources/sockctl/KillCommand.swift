@@ -1,4 +1,5 @@
 import ArgumentParser
+import Kill
 import Namespaces
 import Netlink
 import SockDiag
@@ -6,6 +7,8 @@ import SocketFilter
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension KillBackend: ExpressibleByArgument {}
 
 struct Kill: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +21,10 @@ struct Kill: ParsableCommand {
         required to run with an empty filter (destroy every selected socket).
           sockctl kill 'dst 10.1.2.3' --dry-run
           sockctl kill --all-netns -t 'dst 10.244.1.7 and dport = :8080'
+          sockctl kill -v --backend bpf -t 'sport = :443 and state established'
+        --backend auto uses the BPF iterator (bpf_sock_destroy, filter run in the kernel) when libbpf.so.1
+        and the kernel support it and the filter translates to BPF clauses (addresses, ports, states,
+        uid, cookies), netlink SOCK_DESTROY otherwise; -v says which ran and why.
         Exit status: 0 done, 1 nothing matched, 2 usage/filter error or --max exceeded,
         3 permission or kernel support missing, 4 some destroys failed.
         """
@@ -32,6 +39,10 @@ struct Kill: ParsableCommand {
     var json = false
     @Flag(name: [.customShort("H"), .customLong("no-header")], help: "Do not print the header line.")
     var noHeader = false
+    @Option(name: .customLong("backend"), help: "auto (BPF when the kernel, libbpf and the filter allow it, else netlink), netlink, or bpf.")
+    var backend: KillBackend = .auto
+    @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Say which backend ran and why (stderr).")
+    var verbose = false
     @Argument(parsing: .remaining, help: "Filter expression (ss syntax).")
     var filter: [String] = []
 
@@ -39,111 +50,71 @@ struct Kill: ParsableCommand {
         let text = filter.joined(separator: " ")
         do {
             let parsed = try SocketFilter.parse(text)
-            if parsed.isEmpty && !selectors.all {
-                FileHandleStderr.write("sockctl: refusing to kill with an empty filter: give a FILTER, or --all to destroy every selected socket\n")
-                throw ExitCode(Exit.usage)
-            }
+            var request = KillRequest(filter: parsed, protocols: selectors.kinds.filter { !$0.isUnix },
+                                      families: selectors.families, all: selectors.all, dryRun: dryRun, max: max)
+            request.backend = backend
             // Kill's default is every state but TIME-WAIT (which cannot be destroyed), not ss's connected set.
-            var sel = selectors
-            if !sel.listening { sel.all = true }
-            let query = SocketQuery(selectors: sel, filterText: text, output: OutputOptions())
-            let spaces = try query.namespaces()
-            let kinds = sel.kinds.filter { !$0.isUnix }
-            if kinds.isEmpty {
-                FileHandleStderr.write("sockctl: unix sockets cannot be destroyed by the kernel (SOCK_DESTROY is inet only)\n")
-                throw ExitCode(Exit.usage)
-            }
-            let defaultStates: (SocketKind) -> UInt32 = { k in
-                parsed.stateMask == nil ? (sel.defaultStates(for: k) & ~SocketState.timeWait.mask) : sel.defaultStates(for: k)
-            }
-            // Select in each namespace, then (unless --max is exceeded anywhere) destroy there.
-            let lookup = parsed.needsProcesses ? try ProcessLookup() : nil
-            let owners: ((UInt32) throws -> [SocketProcess])? = lookup.map { l in { try l.owners($0) } }
-            typealias Found = (label: String?, sockets: [(Socket, String?)])
-            func select(_ label: String?) throws -> Found {
-                var found: [(Socket, String?)] = []
-                try SocketQuery.collect(kinds: kinds, families: sel.families, filter: parsed, states: defaultStates,
-                                        extensions: [], label: label, owners: owners) { s, iface in found.append((s, iface)) }
-                return (label, found)
-            }
-            func destroy(_ f: Found) throws -> [DestroyOutcome] {
-                if dryRun { return f.sockets.map { $0.0.state == .timeWait ? .notDestroyable : .wouldDestroy } }
-                let nl = try SockDiagClient.openSocket()
-                return try SockDiagClient.destroy(f.sockets.map { $0.0 }, on: nl)
-            }
-            var results: [(Found, [DestroyOutcome])] = []
-            if let spaces {
-                let found = try NamespaceRunner.map(spaces) { ns in try select(ns.label) }.map { try $0.get() }
-                try checkMax(found.reduce(0) { $0 + $1.sockets.count })
-                let byNamespace = Dictionary(uniqueKeysWithValues: zip(spaces, found))
-                let outcomes = try NamespaceRunner.map(spaces) { ns in try destroy(byNamespace[ns]!) }
-                for (f, o) in zip(found, outcomes) { results.append((f, try o.get())) }
-            } else {
-                let f = try select(nil)
-                try checkMax(f.sockets.count)
-                results.append((f, try destroy(f)))
-            }
-            try report(results, showNetns: spaces != nil)
+            if selectors.listening { request.states = selectors.defaultStates(for: .tcp) }
+            if selectors.allNetns { request.namespaces = .all }
+            else if !selectors.netns.isEmpty { request.namespaces = .list(try NamespaceResolver().resolveAll(selectors.netns)) }
+            let showNetns: Bool
+            if case .current = request.namespaces { showNetns = false } else { showNetns = true }
+            try report(request, showNetns: showNetns)
         } catch let e as ExitCode {
             throw e
+        } catch let e as KillError {
+            FileHandleStderr.write("sockctl: \(e)\n")
+            throw ExitCode(e.exitStatus)
         } catch {
             throw fail(error)
         }
     }
 
-    func checkMax(_ count: Int) throws {
-        if let max, count > max {
-            FileHandleStderr.write("sockctl: \(count) sockets match, more than --max \(max): nothing destroyed\n")
-            throw ExitCode(Exit.usage)
-        }
-    }
-
-    func report(_ results: [((label: String?, sockets: [(Socket, String?)]), [DestroyOutcome])], showNetns: Bool) throws {
+    func report(_ request: KillRequest, showNetns: Bool) throws {
         var w = ByteWriter()
         let printer = SocketPrinter(json: json, showNetns: showNetns, showNetid: true, extended: false, info: false,
                                     memory: false, processes: false, header: !noHeader)
-        var total = 0, failed = 0, permission = 0, unsupported = 0
-        var summary: [String] = []
-        if !json && !noHeader { w.write("Outcome         "); printer.writeHeader(&w) }
-        for (found, outcomes) in results {
-            var counts: [String: Int] = [:]
-            for ((s, iface), o) in zip(found.sockets, outcomes) {
-                total += 1
-                counts[o.name, default: 0] += 1
-                if case .failed(let e) = o {
-                    failed += 1
-                    if e == EPERM || e == EACCES { permission += 1 }
-                    if e == EOPNOTSUPP { unsupported += 1 }
-                }
-                if json {
-                    var line = ByteWriter()
-                    printer.write(s, iface: iface, into: &line)
-                    line.bytes.removeLast(2)  // "}\n"
-                    w.write(bytes: line.bytes)
-                    w.write(",\"outcome\":\""); w.write(o.name); w.write("\"")
-                    if case .failed(let e) = o { w.write(",\"errno\":"); w.write(e) }
-                    w.write("}\n")
-                } else {
-                    w.write(o.name); w.pad(16 - o.name.utf8.count)
-                    printer.write(s, iface: iface, into: &w)
-                }
-                try w.flushIfNeeded()
+        var failed = 0, permission = 0
+        var headerDone = false
+        let summary = try SocketKiller().kill(request) { r in
+            if !json && !noHeader && !headerDone { w.write("Outcome         "); printer.writeHeader(&w); headerDone = true }
+            let o = r.outcome
+            if case .failed(let e, _) = o {
+                failed += 1
+                if e == EPERM || e == EACCES { permission += 1 }
             }
-            let parts = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-            summary.append((found.label.map { "netns \($0): " } ?? "") + (parts.isEmpty ? "nothing matched" : parts))
+            if json {
+                var line = ByteWriter()
+                printer.write(r.socket, iface: r.interface, into: &line)
+                line.bytes.removeLast(2)  // "}\n"
+                w.write(bytes: line.bytes)
+                w.write(",\"outcome\":\""); w.write(o.name); w.write("\"")
+                if case .failed(let e, _) = o { w.write(",\"errno\":"); w.write(e) }
+                w.write("}\n")
+            } else {
+                w.write(o.name); w.pad(16 - o.name.utf8.count)
+                printer.write(r.socket, iface: r.interface, into: &w)
+            }
+            try w.flushIfNeeded()
         }
+        if !json && !noHeader && !headerDone { w.write("Outcome         "); printer.writeHeader(&w) }
         try w.flush()
-        let line = (dryRun ? "dry run: " : "") + "\(total) sockets matched; " + summary.joined(separator: "; ") + "\n"
-        if json { FileHandleStderr.write(line) } else { w.write(line); try w.flush() }
-        if unsupported > 0 {
-            FileHandleStderr.write("sockctl: SOCK_DESTROY: Operation not supported: kernel built without CONFIG_INET_DIAG_DESTROY\n")
-            throw ExitCode(Exit.permission)
+        if verbose { FileHandleStderr.write("sockctl: backend \(summary.backend): \(summary.backendReason)\n") }
+        var parts: [String] = []
+        for ns in summary.namespaces {
+            let counts = [("already-gone", ns.alreadyGone), ("destroyed", ns.destroyed), ("failed", ns.failed),
+                          ("not-destroyable", ns.notDestroyable), ("would-destroy", ns.wouldDestroy)]
+                .filter { $0.1 > 0 }.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
+            let what = ns.error.map { "not worked on: \($0)" } ?? (counts.isEmpty ? "nothing matched" : counts)
+            parts.append((ns.netns.map { "netns \($0): " } ?? "") + what)
         }
+        let line = (dryRun ? "dry run: " : "") + "\(summary.matched) sockets matched; " + parts.joined(separator: "; ") + "\n"
+        if json { FileHandleStderr.write(line) } else { w.write(line); try w.flush() }
         if permission > 0 && permission == failed {
             FileHandleStderr.write("sockctl: SOCK_DESTROY: Operation not permitted: needs CAP_NET_ADMIN in the socket's network namespace\n")
             throw ExitCode(Exit.permission)
         }
-        if failed > 0 { throw ExitCode(Exit.partial) }
-        if total == 0 { throw ExitCode(Exit.nothingMatched) }
+        if failed > 0 || summary.namespaceErrors > 0 { throw ExitCode(Exit.partial) }
+        if summary.matched == 0 { throw ExitCode(Exit.nothingMatched) }
     }
 }

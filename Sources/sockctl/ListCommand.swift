@@ -4,6 +4,7 @@ import Netlink
 import SockDiag
 import SocketFilter
 import Foundation
+import Kill
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,28 +60,6 @@ struct List: ParsableCommand {
     }
 }
 
-/// A filter with pid/comm terms reached the dump without a process lookup (a programming error).
-struct ProcessLookupMissing: Error, CustomStringConvertible {
-    var description: String { "internal error: a pid/comm filter needs the process index" }
-}
-
-/// Builds the socket-inode → processes lookup once; the /proc scan runs alongside the dumps.
-final class ProcessLookup {
-    private let pending: PendingProcessIndex
-    private var index: ProcessIndex?
-    private let lock = NSLock()
-    init() throws { pending = try ProcessIndex.start() }
-    func owners(_ inode: UInt32) throws -> [SocketProcess] {
-        let idx: ProcessIndex = try lock.withLock {
-            if let index { return index }
-            let built = try pending.wait()
-            index = built
-            return built
-        }
-        return idx.owners(of: UInt64(inode))
-    }
-}
-
 /// Selects sockets in the chosen namespaces and streams them to the printer.
 struct SocketQuery {
     var selectors: SocketSelectors
@@ -92,48 +71,6 @@ struct SocketQuery {
         if selectors.allNetns { return try NetworkNamespace.discoverAll() }
         if !selectors.netns.isEmpty { return try NamespaceResolver().resolveAll(selectors.netns) }
         return nil
-    }
-
-    /// Dumps every selected socket in the current thread's namespace, calling `body` for each that
-    /// passes the filter. Runs on a thread that is already in the target namespace.
-    static func collect(kinds: [SocketKind], families: [UInt8], filter: SocketFilter,
-                        states: (SocketKind) -> UInt32, extensions: InetDiagExtensions,
-                        label: String?, owners: ((UInt32) throws -> [SocketProcess])? = nil,
-                        _ body: (Socket, String?) throws -> Void) throws {
-        let client = try SockDiagClient()
-        let context = FilterContext.system
-        var compiled: [UInt8: CompiledFilter] = [:]
-        var unixFilter: CompiledFilter?
-        for f in families where filter.families?.contains(f) ?? true {
-            compiled[f] = try filter.compile(family: f, context: context)
-        }
-        if kinds.contains(where: { $0.isUnix }) { unixFilter = try filter.compile(family: UInt8(AF_UNIX), context: context) }
-        var ifnames: [UInt32: String]?
-        for kind in kinds {
-            let fams: [UInt8] = kind.isUnix ? [UInt8(AF_UNIX)] : families.filter { compiled[$0].map { !$0.matchesNothing } ?? false }
-            if kind.isUnix, unixFilter?.matchesNothing ?? true { continue }
-            var query = DumpQuery(kinds: [kind], families: fams, states: kernelStateMask(filter.stateMask ?? states(kind)))
-            query.extensions = extensions
-            for f in fams { if let c = compiled[f] { query.bytecode[f] = c.bytecode } }
-            try client.dump(query) { s in
-                let residual = s.isUnix ? unixFilter : compiled[s.family]
-                if let r = residual, !r.exact {
-                    // pid/comm terms are decided on the processes holding the socket, looked up first.
-                    if r.needsProcesses {
-                        guard let owners else { throw ProcessLookupMissing() }
-                        s.processes = try owners(s.inode)
-                    }
-                    if !r.matches(s) { return }
-                }
-                s.netns = label
-                var iface: String?
-                if s.interfaceIndex != 0 {
-                    if ifnames == nil { ifnames = (try? Interfaces.names()) ?? [:] }
-                    iface = ifnames?[s.interfaceIndex] ?? String(s.interfaceIndex)
-                }
-                try body(s, iface)
-            }
-        }
     }
 
     /// Runs the query and prints; returns how many sockets were printed.
@@ -170,7 +107,7 @@ struct SocketQuery {
             try NamespaceRunner.stream(spaces, bufferLimit: 8, produce: { (ns: NetworkNamespace, push: (Batch) throws -> Void) in
                 var batch: Batch = []
                 batch.reserveCapacity(256)
-                try SocketQuery.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
+                try SocketSelection.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
                                         extensions: ext, label: ns.label, owners: owners) { s, iface in
                     batch.append((s, iface))
                     if batch.count == 256 { try push(batch); batch.removeAll(keepingCapacity: true) }
@@ -187,7 +124,7 @@ struct SocketQuery {
                 }
             })
         } else {
-            try SocketQuery.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
+            try SocketSelection.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
                                     extensions: ext, label: nil, owners: owners, emit)
         }
         try w.flush()

@@ -71,8 +71,3 @@ struct SocketSelectors: ParsableArguments {
         }
     }
 }
-
-/// Kernel state masks: SYN-RECV also selects request sockets (TCP_NEW_SYN_RECV), as ss shows them.
-func kernelStateMask(_ mask: UInt32) -> UInt32 {
-    mask & SocketState.synRecv.mask != 0 ? mask | SocketState.newSynRecv.mask : mask
-}

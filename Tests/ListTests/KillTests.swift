@@ -26,7 +26,7 @@ import Testing
         sh([sockctlBinary, "kill", "--netns", ns.name] + args)
     }
 
-    @Test func killsExactlyTheMatchingSockets() throws {
+    @Test(arguments: ["netlink", "bpf"]) func killsExactlyTheMatchingSockets(backend: String) throws {
         let ns = try TestNamespace("kill")
         let fx = try Fixture(ns)
         let before = try fx.probe()
@@ -35,7 +35,7 @@ import Testing
         // Refusals destroy nothing.
         #expect(kill(ns, []).status == 2)
         #expect(kill(ns, ["--max", "1", "dport = :7101"]).status == 2)
-        let dry = kill(ns, ["--dry-run", "--json", "dport = :7101"])
+        let dry = kill(ns, ["--backend", backend, "--dry-run", "--json", "-tu", "dport = :7101"])
         #expect(dry.status == 0)
         let dryLines = try jsonLines(dry.out)
         #expect(dryLines.count == 4 && dryLines.allSatisfy { $0["outcome"] as? String == "would-destroy" })
@@ -50,7 +50,7 @@ import Testing
         #expect(kill(ns, ["--dry-run", "-tu", "pid \(getpid()) and dport = :7102"]).status == 1)
 
         // The real kill: TCP and connected UDP clients of port 7101, IPv4 and IPv6.
-        let r = kill(ns, ["--json", "-tu", "dport = :7101"])
+        let r = kill(ns, ["--backend", backend, "--json", "-tu", "dport = :7101"])
         #expect(r.status == 0)
         let killed = try jsonLines(r.out)
         #expect(killed.count == 4)
@@ -71,6 +71,31 @@ import Testing
         #expect(gone.count == 2)
         #expect(left.allSatisfy { !gone.contains($0["cookie"] as? Int ?? -1) })
         // Nothing matches any more.
-        #expect(kill(ns, ["-u", "dport = :7101"]).status == 1)
+        #expect(kill(ns, ["--backend", backend, "-u", "dport = :7101"]).status == 1)
+    }
+
+    /// -v names the backend and why: a small table stays on netlink under auto; bpf when forced.
+    @Test func autoSaysWhichBackend() throws {
+        let ns = try TestNamespace("auto")
+        let fx = try Fixture(ns)
+        func stderr(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: sockctlBinary)
+            p.arguments = ["kill", "--netns", ns.name, "-v", "--dry-run", "-t"] + args
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, text)
+        }
+        let auto = try stderr(["dport = :7101"])
+        #expect(auto.0 == 0 && auto.1.contains("backend netlink") && auto.1.contains("fewer than 50000"), "\(auto.1)")
+        let forced = try stderr(["--backend", "bpf", "dport = :7101"])
+        #expect(forced.0 == 0 && forced.1.contains("backend bpf"), "\(forced.1)")
+        let untranslatable = try stderr(["--backend", "bpf", "dport = :7101 and fwmark 0x1"])
+        #expect(untranslatable.0 == 2 && untranslatable.1.contains("fwmark"), "\(untranslatable.1)")
+        #expect(try fx.probe().values.allSatisfy { $0 == "ok" })
     }
 }

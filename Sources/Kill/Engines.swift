@@ -1,0 +1,251 @@
+import BPF
+import Foundation
+import Namespaces
+import SockDiag
+import SocketFilter
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One backend's work in one namespace, run on a thread inside it (labels name the namespace).
+struct Engine: @unchecked Sendable {
+    typealias Found = [(Socket, String?)]
+    typealias Emit = (KillResult) throws -> Void
+    /// Fails (KillError) when destroying cannot work here; touches only a socket of our own.
+    var probe: (String?) throws -> Void
+    /// Selects without destroying (for `max`).
+    var select: (String?) throws -> Found
+    /// Destroys exactly these (by cookie).
+    var destroy: (Found, String?, Emit) throws -> Void
+    /// Select and destroy in one go (or a dry run).
+    var run: (String?, Emit) throws -> Void
+    var clauseCount = 0
+
+    init(probe: @escaping (String?) throws -> Void, select: @escaping (String?) throws -> Found,
+         destroy: @escaping (Found, String?, Emit) throws -> Void, run: @escaping (String?, Emit) throws -> Void) {
+        self.probe = probe
+        self.select = select
+        self.destroy = destroy
+        self.run = run
+    }
+
+    init(netlink plan: NetlinkPlan) {
+        self.init(probe: { try SocketKiller.probe(label: $0) },
+                  select: { try plan.select(label: $0) },
+                  destroy: { try plan.destroy($0, label: $1, $2) },
+                  run: { try plan.selectAndDestroy(label: $0, $1) })
+    }
+}
+
+extension KillError {
+    /// Why BPF was not used, for `-v` when auto falls back.
+    var bpfReason: String? {
+        switch self {
+        case .bpfUnavailable(let d), .notTranslatable(let d): return d
+        default: return nil
+        }
+    }
+}
+
+/// The process-wide BPF destroyer: loading and verifying the programs costs milliseconds, so it is
+/// done once and shared (its destroy() calls are serialized).
+enum SharedDestroyer {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var loaded: Result<BPFSocketDestroyer, BPFError>?
+
+    /// Whether a destroyer is loaded in this process already (then BPF costs nothing extra).
+    static var isLoaded: Bool {
+        lock.withLock { if case .success = loaded { return true } else { return false } }
+    }
+
+    static func get() -> Result<BPFSocketDestroyer, BPFError> {
+        lock.withLock {
+            if let loaded, case .success = loaded { return loaded }
+            // init checks libbpf and the kernel's BTF itself (isSupported() would parse the BTF twice).
+            let r = Result { () throws(BPFError) in try BPFSocketDestroyer() }
+            loaded = r
+            return r
+        }
+    }
+}
+
+extension SocketKiller {
+    /// `--backend auto` loads the BPF iterator (when not loaded yet) only when the target
+    /// namespaces hold at least this many TCP and UDP sockets (`/proc/net/sockstat*` "inuse").
+    static let autoBPFThreshold = 50_000
+
+    /// TCP + UDP sockets in use (IPv4 and IPv6) in the calling thread's namespace.
+    static func socketsInUse() -> Int {
+        var total = 0
+        for file in ["/proc/thread-self/net/sockstat", "/proc/thread-self/net/sockstat6"] {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: " ")
+                guard f.count >= 3, ["TCP:", "UDP:", "TCP6:", "UDP6:"].contains(f[0]), f[1] == "inuse" else { continue }
+                total += Int(f[2]) ?? 0
+            }
+        }
+        return total
+    }
+
+    /// The sum of `socketsInUse()` over `spaces` (nil: the calling thread's namespace).
+    static func socketsInUse(_ spaces: [NetworkNamespace]?, parallelism: Int) -> Int {
+        guard let spaces else { return socketsInUse() }
+        return NamespaceRunner.map(spaces, parallelism: parallelism) { _ in socketsInUse() }
+            .reduce(0) { $0 + ((try? $1.get()) ?? 0) }
+    }
+
+    /// The BPF engine for `request`, or why not (KillError.bpfUnavailable / .notTranslatable).
+    static func bpfEngine(_ request: KillRequest, kinds: [SocketKind], netlink: NetlinkPlan,
+                          spaces: [NetworkNamespace]?, parallelism: Int) -> Result<Engine, KillError> {
+        var protocols: Set<BPFDestroySpec.TransportProtocol> = []
+        if kinds.contains(.tcp) { protocols.insert(.tcp) }
+        if kinds.contains(.udp) { protocols.insert(.udp) }
+        if protocols.isEmpty { return .failure(.notTranslatable("no TCP or UDP sockets asked for (BPF iterates TCP and UDP only)")) }
+        if request.filter.needsProcesses { return .failure(.notTranslatable("pid/comm terms are decided in userspace")) }
+        // The UDP mask (all but TIME-WAIT): iter/tcp never meets unhashed CLOSE / BOUND-INACTIVE sockets.
+        let states = SocketSelection.kernelStateMask(request.filter.stateMask ?? netlink.states(.udp))
+        let spec: BPFDestroySpec?
+        switch BPFTranslation.translate(filter: request.filter, states: states, families: request.families,
+                                        protocols: protocols, cookies: request.cookies, dryRun: request.dryRun) {
+        case .untranslatable(let why): return .failure(.notTranslatable(why))
+        case .matchesNothing: spec = nil
+        case .spec(let s): spec = s
+        }
+        if request.backend == .auto, let spaces, spaces.count > 1 {
+            // The TCP iterator walks the host-wide established hash once per namespace (as a
+            // netlink dump does, but several times slower per bucket: established_get_first),
+            // so over many namespaces netlink wins.
+            return .failure(.bpfUnavailable("auto: \(spaces.count) namespaces: the BPF iterator walks the host-wide socket table once per namespace, netlink is faster"))
+        }
+        if request.backend == .auto && !SharedDestroyer.isLoaded {
+            // Loading and verifying the programs costs about as much as destroying tens of
+            // thousands of sockets over netlink: only worth it for big socket tables.
+            let inUse = SocketKiller.socketsInUse(spaces, parallelism: parallelism)
+            if inUse < SocketKiller.autoBPFThreshold {
+                return .failure(.bpfUnavailable("auto: \(inUse) TCP/UDP sockets in the target namespaces, fewer than \(SocketKiller.autoBPFThreshold): netlink is faster than loading the BPF iterator"))
+            }
+        }
+        let destroyer: BPFSocketDestroyer
+        switch SharedDestroyer.get() {
+        case .success(let d): destroyer = d
+        case .failure(let e): return .failure(.bpfUnavailable("\(e)"))
+        }
+        // With one target namespace, its probe happens here, where auto can still fall back to
+        // netlink; over several (forced bpf), each namespace is probed before any destroy.
+        var probedAlready = false
+        if !request.dryRun && (spaces?.count ?? 1) == 1 {
+            do {
+                if let ns = spaces?.first {
+                    try NamespaceRunner.run(in: ns) { () throws -> Void in try destroyer.probe() }
+                } else {
+                    try destroyer.probe()
+                }
+                probedAlready = true
+            } catch let e as NamespaceError {
+                return .failure(.bpfUnavailable("\(e)"))
+            } catch {
+                return .failure(.bpfUnavailable("\(error)"))
+            }
+        }
+        // Raw sockets (no BPF iterator) go through netlink, by cookie.
+        let rawPlan: NetlinkPlan? = kinds.contains(.raw) ? netlink.with(kinds: [.raw]) : nil
+        let dryRun = request.dryRun
+
+        func socket(_ r: BPFDestroyRecord, _ label: String?) -> Socket {
+            var s = Socket(family: UInt8(r.family), kind: r.ipProtocol == IPPROTO_TCP ? .tcp : .udp,
+                           state: SocketState(rawValue: r.state))
+            func address(_ w: (UInt32, UInt32, UInt32, UInt32)) -> InetAddress {
+                // Word memory order is byte order on both sides: a plain copy, no byte array.
+                InetAddress(family: UInt8(r.family), bytes: (UInt64(w.0) | UInt64(w.1) << 32, UInt64(w.2) | UInt64(w.3) << 32))
+            }
+            s.source = address(r.sourceWords)
+            s.destination = address(r.destinationWords)
+            s.sourcePort = r.sourcePort
+            s.destinationPort = r.destinationPort
+            s.uid = r.uid
+            s.cookie = r.cookie
+            s.netns = label
+            return s
+        }
+        /// One iterator pass; request sockets it cannot take are destroyed by cookie over netlink.
+        /// Results are emitted per read() of the iterator, so the caller prints while the kernel
+        /// goes on destroying.
+        func pass(_ spec: BPFDestroySpec, _ label: String?, _ emit: Engine.Emit) throws {
+            var viaNetlink: [Socket] = []
+            var emitError: Error?
+            do {
+                _ = try destroyer.destroy(spec) { records in
+                    guard emitError == nil else { return }
+                    do {
+                        for r in records {
+                            let outcome: KillOutcome
+                            switch r.outcome {
+                            case .destroyed: outcome = .destroyed
+                            case .wouldDestroy: outcome = .wouldDestroy
+                            case .notDestroyable: outcome = .notDestroyable
+                            case .failed(let e) where e == ENOENT: outcome = .alreadyGone
+                            case .failed(let e): outcome = .failed(errno: e, message: String(cString: strerror(e)))
+                            case .needsNetlink:
+                                if spec.dryRun { outcome = .wouldDestroy } else { viaNetlink.append(socket(r, label)); continue }
+                            }
+                            try emit(KillResult(socket: socket(r, label), interface: nil, netns: label, outcome: outcome))
+                        }
+                    } catch {
+                        emitError = error  // e.g. the consumer stopped; the kernel pass still ends normally
+                    }
+                }
+            } catch {
+                throw KillError.bpfUnavailable("\(error)")
+            }
+            if let emitError { throw emitError }
+            if !viaNetlink.isEmpty {
+                try netlink.destroy(viaNetlink.map { ($0, nil) }, label: label, emit)
+            }
+        }
+
+        var engine = Engine(
+            probe: { label in
+                if probedAlready { return }
+                do { try destroyer.probe() } catch {
+                    throw KillError.bpfUnavailable("netns \(label ?? "current"): \(error)")
+                }
+            },
+            select: { label in
+                var found: Engine.Found = []
+                if var s = spec {
+                    s.dryRun = true
+                    try pass(s, label) { found.append(($0.socket, $0.interface)) }
+                }
+                if let rawPlan { found += try rawPlan.select(label: label) }
+                return found
+            },
+            destroy: { found, label, emit in
+                let inet = found.filter { $0.0.kind == .tcp || $0.0.kind == .udp }
+                if !inet.isEmpty {
+                    if dryRun {
+                        for (s, i) in inet { try emit(KillResult(socket: s, interface: i, netns: label, outcome: s.state == .timeWait ? .notDestroyable : .wouldDestroy)) }
+                    } else {
+                        // Exactly the selected cookies, still narrowed by the clauses.
+                        var s = spec ?? BPFDestroySpec(protocols: protocols)
+                        s.cookies = Set(inet.map { $0.0.cookie })
+                        s.everything = false
+                        var seen = Set<UInt64>()
+                        try pass(s, label) { r in seen.insert(r.socket.cookie); try emit(r) }
+                        // Selected but not met again: closed in between.
+                        for (sock, i) in inet where !seen.contains(sock.cookie) {
+                            try emit(KillResult(socket: sock, interface: i, netns: label, outcome: .alreadyGone))
+                        }
+                    }
+                }
+                let raw = found.filter { $0.0.kind == .raw }
+                if let rawPlan, !raw.isEmpty { try rawPlan.destroy(raw, label: label, emit) }
+            },
+            run: { label, emit in
+                if let s = spec { try pass(s, label, emit) }
+                if let rawPlan { try rawPlan.selectAndDestroy(label: label, emit) }
+            })
+        engine.clauseCount = spec?.clauses.count ?? 0
+        return .success(engine)
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Namespaces
+import SockDiag
+import SocketFilter
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A filter with pid/comm terms reached the dump without a process lookup (a programming error).
+public struct ProcessLookupMissing: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "internal error: a pid/comm filter needs the process index" }
+}
+
+/// The socket-inode → processes lookup, built once; the /proc scan runs alongside the dumps and
+/// a socket waits for it only when it needs it. Safe to share between namespace threads.
+public final class ProcessLookup: @unchecked Sendable {
+    private let pending: PendingProcessIndex
+    private var index: ProcessIndex?
+    private let lock = NSLock()
+    public init() throws { pending = try ProcessIndex.start() }
+    public func owners(_ inode: UInt32) throws -> [SocketProcess] {
+        let idx: ProcessIndex = try lock.withLock {
+            if let index { return index }
+            let built = try pending.wait()
+            index = built
+            return built
+        }
+        return idx.owners(of: UInt64(inode))
+    }
+}
+
+/// Selecting sockets in one network namespace: kernel bytecode first, then the userspace residual.
+/// Shared by `sockctl list`, `sockctl kill` and `SocketKiller`.
+public enum SocketSelection {
+    /// Kernel state masks: SYN-RECV also selects request sockets (TCP_NEW_SYN_RECV), as ss shows them.
+    public static func kernelStateMask(_ mask: UInt32) -> UInt32 {
+        mask & SocketState.synRecv.mask != 0 ? mask | SocketState.newSynRecv.mask : mask
+    }
+
+    /// Dumps every selected socket in the current thread's namespace, calling `body` for each that
+    /// passes the filter (and `extra`, when given). Runs on a thread that is already in the target
+    /// namespace. `states` is used for a kind when the filter names no state. `tcpInOneWalk`: TCP
+    /// sockets of both families from one walk of the kernel's tables (DumpQuery.tcpInOneWalk).
+    public static func collect(kinds: [SocketKind], families: [UInt8], filter: SocketFilter,
+                               states: (SocketKind) -> UInt32, extensions: InetDiagExtensions,
+                               label: String?, owners: ((UInt32) throws -> [SocketProcess])? = nil,
+                               extra: ((Socket) -> Bool)? = nil, tcpInOneWalk: Bool = false,
+                               _ body: (Socket, String?) throws -> Void) throws {
+        let client = try SockDiagClient()
+        let context = FilterContext.system
+        var compiled: [UInt8: CompiledFilter] = [:]
+        var unixFilter: CompiledFilter?
+        for f in families where filter.families?.contains(f) ?? true {
+            compiled[f] = try filter.compile(family: f, context: context)
+        }
+        if kinds.contains(where: { $0.isUnix }) { unixFilter = try filter.compile(family: UInt8(AF_UNIX), context: context) }
+        var ifnames: [UInt32: String]?
+        for kind in kinds {
+            let fams: [UInt8] = kind.isUnix ? [UInt8(AF_UNIX)] : families.filter { compiled[$0].map { !$0.matchesNothing } ?? false }
+            if kind.isUnix, unixFilter?.matchesNothing ?? true { continue }
+            var query = DumpQuery(kinds: [kind], families: fams, states: kernelStateMask(filter.stateMask ?? states(kind)))
+            query.extensions = extensions
+            // Both families' programs come from one expression and differ only in host terms the
+            // kernel checks per socket family, so the AF_INET6 program is right for both.
+            query.tcpInOneWalk = tcpInOneWalk && kind == .tcp && fams.count == 2
+            for f in fams { if let c = compiled[f] { query.bytecode[f] = c.bytecode } }
+            try client.dump(query) { s in
+                if let extra, !extra(s) { return }
+                let residual = s.isUnix ? unixFilter : compiled[s.family]
+                if let r = residual, !r.exact {
+                    // pid/comm terms are decided on the processes holding the socket, looked up first.
+                    if r.needsProcesses {
+                        guard let owners else { throw ProcessLookupMissing() }
+                        s.processes = try owners(s.inode)
+                    }
+                    if !r.matches(s) { return }
+                }
+                s.netns = label
+                var iface: String?
+                if s.interfaceIndex != 0 {
+                    if ifnames == nil { ifnames = (try? Interfaces.names()) ?? [:] }
+                    iface = ifnames?[s.interfaceIndex] ?? String(s.interfaceIndex)
+                }
+                try body(s, iface)
+            }
+        }
+    }
+}
