@@ -148,3 +148,31 @@ package.products += [
 for target in package.targets where target.name == "sockctl" {
     target.dependencies.append("Kill")
 }
+
+// --- Policy daemon: YAML rules, rtnetlink events per netns, control API, metrics, audit (issue 5) ---
+package.dependencies += [
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+]
+package.targets += [
+    .target(
+        name: "Policy",
+        dependencies: [
+            "Netlink", "SockDiag", "Namespaces", "SocketFilter", "Kill", "Handoff", "CLinuxUAPI",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]
+    ),
+    .testTarget(name: "PolicyTests", dependencies: ["Policy", "Netlink", "SockDiag", "sockctl"]),
+]
+for target in package.targets where target.name == "sockctl" {
+    target.dependencies.append("Policy")
+}

@@ -18,5 +18,6 @@ struct SockCtl: ParsableCommand {
         Status.self,
         FD.self,
         SynCommand.self,
+        DaemonCommand.self,
     ]
 }
