@@ -5,26 +5,43 @@
 ///   (RFC 9293), so the padding bytes after it are not options and are not listed. A malformed option
 ///   is listed (its kind is on the wire) and ends the list.
 /// - A value absent on the wire is an empty field; zero is printed as `0`.
+///
+/// The value itself is packed (the option kinds are `InlineBytes`): building it allocates nothing, and
+/// `key` gives a 64-bit hash for counting or grouping; the text is made only when `description` is
+/// asked for.
 public struct MuonFP: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var window: UInt16
-    public var optionKinds: [UInt8]
+    public var optionKinds: InlineBytes
     public var mss: UInt16?
     public var windowScale: UInt8?
 
-    public init(window: UInt16, optionKinds: [UInt8], mss: UInt16?, windowScale: UInt8?) {
+    public init(window: UInt16, optionKinds: InlineBytes, mss: UInt16?, windowScale: UInt8?) {
         self.window = window
         self.optionKinds = optionKinds
         self.mss = mss
         self.windowScale = windowScale
     }
 
-    public init(tcp: TCPHeader) {
-        window = tcp.window
-        var kinds = tcp.options.map(\.kind)
-        if let e = tcp.optionError { kinds.append(e.optionKind) }
+    public init(headers h: SYNHeaders) {
+        window = h.window
+        var kinds = h.optionKinds
+        if let e = h.optionError { kinds.append(e.optionKind) }
         optionKinds = kinds
-        mss = tcp.mss
-        windowScale = tcp.windowScale
+        mss = h.mss
+        windowScale = h.windowScale
+    }
+
+    /// FNV-1a over window, kinds, MSS and scale (absent values hash apart from zero): equal
+    /// fingerprints give equal keys, different ones almost surely different keys.
+    public var key: UInt64 {
+        var x: UInt64 = 0xcbf2_9ce4_8422_2325
+        @inline(__always) func mix(_ b: UInt8) { x = (x ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        mix(UInt8(window >> 8)); mix(UInt8(window & 0xff))
+        mix(UInt8(optionKinds.count))
+        for k in optionKinds { mix(k) }
+        if let m = mss { mix(1); mix(UInt8(m >> 8)); mix(UInt8(m & 0xff)) } else { mix(0) }
+        if let w = windowScale { mix(1); mix(w) } else { mix(0) }
+        return x
     }
 
     public var description: String {
@@ -119,7 +136,7 @@ public struct MuonFPPattern: Equatable, Sendable, CustomStringConvertible {
         guard window.matches(fp.window), mss.matches(fp.mss), windowScale.matches(fp.windowScale) else { return false }
         switch options {
         case .any: return true
-        case let .exact(k): return k == fp.optionKinds
+        case let .exact(k): return k.elementsEqual(fp.optionKinds)
         case let .subsequence(items, anchoredStart, anchoredEnd):
             let kinds = fp.optionKinds
             if anchoredStart, let f = items.first, kinds.first != f { return false }

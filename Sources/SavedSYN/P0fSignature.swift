@@ -46,7 +46,7 @@ public struct P0fSignature: Equatable, Hashable, Sendable {
     /// 0 when the SYN has no window scale option.
     public var windowScale: Int
     /// Option kinds in order, at most 24 (p0f's MAX_TCP_OPT).
-    public var optionLayout: [UInt8]
+    public var optionLayout: InlineBytes
     /// Bytes after EOL up to the end of the option area.
     public var eolPadding: Int
     public var quirks: P0fQuirks
@@ -71,61 +71,55 @@ public struct P0fSignature: Equatable, Hashable, Sendable {
     ///   network-order word with a boolean, which on little-endian hosts tests the first byte's low bit);
     /// - `opt+` is not set when the only non-zero byte after EOL is the last byte of the option area.
     /// p0f skips IPv6 packets with extension headers; for those we count the extension headers' length
-    /// as `olen` (p0f never prints such a signature).
-    public init(packet: SYNPacket) {
+    /// as `olen` (p0f never prints such a signature). Allocates nothing.
+    public init(headers h: SYNHeaders) {
         var q: P0fQuirks = []
-        switch packet.ip {
-        case let .v4(h):
-            ipVersion = 4
-            ttl = h.ttl
-            ipOptionsLength = h.headerLength - 20
-            tos = h.tos >> 2
-            if h.tos & 0x03 != 0 { q.insert(.ecn) }
+        ipVersion = h.ipVersion
+        ttl = h.ttl
+        tos = h.tos >> 2
+        if h.tos & 0x03 != 0 { q.insert(.ecn) }
+        if h.ipVersion == 4 {
+            ipOptionsLength = h.networkHeaderLength - 20
             if h.reservedFlag { q.insert(.nonZeroMBZ) }
             if h.dontFragment {
                 q.insert(.df)
-                if h.identification != 0 { q.insert(.nonZeroID) }
-            } else if h.identification == 0 {
+                if h.ipID != 0 { q.insert(.nonZeroID) }
+            } else if h.ipID == 0 {
                 q.insert(.zeroID)
             }
-            totalHeaderLength = h.headerLength
-        case let .v6(h):
-            ipVersion = 6
-            ttl = h.hopLimit
-            ipOptionsLength = packet.ip.headerLength - 40
-            tos = h.trafficClass >> 2
+            totalHeaderLength = h.networkHeaderLength
+        } else {
+            ipOptionsLength = h.networkHeaderLength - 40
             if h.flowLabel != 0 { q.insert(.flow) }
-            if h.trafficClass & 0x03 != 0 { q.insert(.ecn) }
             totalHeaderLength = 40
         }
-        let t = packet.tcp
-        totalHeaderLength += t.headerLength
-        window = t.window
-        if t.flags.contains(.ece) || t.flags.contains(.cwr) || t.flags.contains(.ns) { q.insert(.ecn) }
-        if t.sequence == 0 { q.insert(.zeroSeq) }
-        if t.flags.contains(.ack) {
-            if t.acknowledgment == 0 { q.insert(.zeroAck) }
-        } else if !t.flags.contains(.rst) && (t.acknowledgment >> 24) & 1 != 0 {
+        totalHeaderLength += h.tcpHeaderLength
+        window = h.window
+        let f = h.flags
+        if f.contains(.ece) || f.contains(.cwr) || f.contains(.ns) { q.insert(.ecn) }
+        if h.sequence == 0 { q.insert(.zeroSeq) }
+        if f.contains(.ack) {
+            if h.acknowledgment == 0 { q.insert(.zeroAck) }
+        } else if !f.contains(.rst) && (h.acknowledgment >> 24) & 1 != 0 {
             q.insert(.nonZeroAck)
         }
-        if t.flags.contains(.urg) {
+        if f.contains(.urg) {
             q.insert(.urg)
-        } else if t.urgentPointer != 0 {
+        } else if h.urgentPointer != 0 {
             q.insert(.nonZeroUrgPtr)
         }
-        if t.flags.contains(.psh) { q.insert(.push) }
-        hasPayload = packet.payloadLength > 0
+        if f.contains(.psh) { q.insert(.push) }
+        hasPayload = h.payloadLength > 0
 
         // p0f's option walk over the raw option bytes.
-        let o = t.optionBytes
+        let o = h.tcpOptions
         let end = o.count
         var i = 0
-        var layout: [UInt8] = []
-        layout.reserveCapacity(8)
+        var layout = InlineBytes()
         var eolPad = 0, mssV = 0, ws = 0
         var ts1V: UInt32 = 0
         var aborted = false
-        let isPlainSYN = t.flags.intersection([.syn, .ack, .fin, .rst]) == .syn
+        let isPlainSYN = f.intersection([.syn, .ack, .fin, .rst]) == .syn
         walk: while i < end && layout.count < Self.maxOptions {
             let kind = o[i]
             layout.append(kind)
@@ -242,7 +236,10 @@ public struct P0fSignature: Equatable, Hashable, Sendable {
     }
 
     /// p0f's option-layout text: `mss,nop,ws,sok,ts`, `eol+N`, `?N` for other kinds.
-    static func layoutText(_ layout: [UInt8], eolPadding: Int) -> String {
+    public var optionLayoutText: String { Self.layoutText(optionLayout, eolPadding: eolPadding) }
+
+    /// p0f's option-layout text: `mss,nop,ws,sok,ts`, `eol+N`, `?N` for other kinds.
+    static func layoutText<C: Collection>(_ layout: C, eolPadding: Int) -> String where C.Element == UInt8 {
         var parts: [String] = []
         parts.reserveCapacity(layout.count)
         for k in layout {
