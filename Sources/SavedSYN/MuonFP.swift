@@ -31,17 +31,21 @@ public struct MuonFP: Equatable, Hashable, Sendable, CustomStringConvertible {
         windowScale = h.windowScale
     }
 
-    /// FNV-1a over window, kinds, MSS and scale (absent values hash apart from zero): equal
-    /// fingerprints give equal keys, different ones almost surely different keys.
+    /// A 64-bit hash of window, kinds, MSS and scale (absent values hash apart from zero): equal
+    /// fingerprints give equal keys, different ones almost surely different keys. Stable across runs
+    /// and processes (unlike `hashValue`), so it can be logged or stored.
     public var key: UInt64 {
-        var x: UInt64 = 0xcbf2_9ce4_8422_2325
-        @inline(__always) func mix(_ b: UInt8) { x = (x ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        mix(UInt8(window >> 8)); mix(UInt8(window & 0xff))
-        mix(UInt8(optionKinds.count))
-        for k in optionKinds { mix(k) }
-        if let m = mss { mix(1); mix(UInt8(m >> 8)); mix(UInt8(m & 0xff)) } else { mix(0) }
-        if let w = windowScale { mix(1); mix(w) } else { mix(0) }
-        return x
+        @inline(__always) func mix(_ x: UInt64, _ v: UInt64) -> UInt64 {
+            var z = (x ^ v) &* 0x9e37_79b9_7f4a_7c15
+            z ^= z >> 32
+            return z
+        }
+        let w = optionKinds.words
+        var x = UInt64(window) | UInt64(optionKinds.count) << 16
+            | UInt64(mss ?? 0) << 24 | UInt64(mss == nil ? 0 : 1) << 40
+            | UInt64(windowScale ?? 0) << 41 | UInt64(windowScale == nil ? 0 : 1) << 49
+        x = mix(x, w.0); x = mix(x, w.1); x = mix(x, w.2); x = mix(x, w.3); x = mix(x, w.4)
+        return mix(x, 0x5bd1_e995)
     }
 
     public var description: String {

@@ -112,64 +112,65 @@ public struct P0fSignature: Equatable, Hashable, Sendable {
         hasPayload = h.payloadLength > 0
 
         // p0f's option walk over the raw option bytes.
-        let o = h.tcpOptions
-        let end = o.count
+        let end = h.tcpOptions.count
         var i = 0
         var layout = InlineBytes()
         var eolPad = 0, mssV = 0, ws = 0
         var ts1V: UInt32 = 0
         var aborted = false
-        let isPlainSYN = f.intersection([.syn, .ack, .fin, .rst]) == .syn
-        walk: while i < end && layout.count < Self.maxOptions {
-            let kind = o[i]
-            layout.append(kind)
-            i += 1
-            switch kind {
-            case 0:
-                eolPad = end - i
-                while i < end {
-                    let byte = o[i]
-                    i += 1
-                    if byte != 0 { break }
-                }
-                if i != end {
-                    q.insert(.optAfterEOLNonZero)
-                    i = end
-                }
-            case 1:
-                break
-            case 2:
-                if i + 3 > end { aborted = true; break walk }
-                if o[i] != 4 { q.insert(.badOptions) }
-                mssV = Int(o[i + 1]) << 8 | Int(o[i + 2])
-                i += 3
-            case 3:
-                if i + 2 > end { aborted = true; break walk }
-                if o[i] != 3 { q.insert(.badOptions) }
-                ws = Int(o[i + 1])
-                if ws > 14 { q.insert(.excessiveWScale) }
-                i += 2
-            case 4:
-                if i + 1 > end { aborted = true; break walk }
-                if o[i] != 2 { q.insert(.badOptions) }
+        h.tcpOptions.withUnsafeBytes { o in
+            let isPlainSYN = f.intersection([.syn, .ack, .fin, .rst]) == .syn
+            walk: while i < end && layout.count < Self.maxOptions {
+                let kind = o[i]
+                layout.append(kind)
                 i += 1
-            case 5:
-                if i == end { aborted = true; break walk }
-                let len = Int(o[i])
-                if len < 10 || len > 34 || i - 1 + len > end { aborted = true; break walk }
-                i += len - 1
-            case 8:
-                if i + 9 > end { aborted = true; break walk }
-                if o[i] != 10 { q.insert(.badOptions) }
-                ts1V = UInt32(o[i + 1]) << 24 | UInt32(o[i + 2]) << 16 | UInt32(o[i + 3]) << 8 | UInt32(o[i + 4])
-                if ts1V == 0 { q.insert(.zeroTS1) }
-                if isPlainSYN && (o[i + 5] | o[i + 6] | o[i + 7] | o[i + 8]) != 0 { q.insert(.nonZeroTS2) }
-                i += 9
-            default:
-                if i == end { aborted = true; break walk }
-                let len = Int(o[i])
-                if len < 2 || len > 40 || i - 1 + len > end { aborted = true; break walk }
-                i += len - 1
+                switch kind {
+                case 0:
+                    eolPad = end - i
+                    while i < end {
+                        let byte = o[i]
+                        i += 1
+                        if byte != 0 { break }
+                    }
+                    if i != end {
+                        q.insert(.optAfterEOLNonZero)
+                        i = end
+                    }
+                case 1:
+                    break
+                case 2:
+                    if i + 3 > end { aborted = true; break walk }
+                    if o[i] != 4 { q.insert(.badOptions) }
+                    mssV = Int(o[i + 1]) << 8 | Int(o[i + 2])
+                    i += 3
+                case 3:
+                    if i + 2 > end { aborted = true; break walk }
+                    if o[i] != 3 { q.insert(.badOptions) }
+                    ws = Int(o[i + 1])
+                    if ws > 14 { q.insert(.excessiveWScale) }
+                    i += 2
+                case 4:
+                    if i + 1 > end { aborted = true; break walk }
+                    if o[i] != 2 { q.insert(.badOptions) }
+                    i += 1
+                case 5:
+                    if i == end { aborted = true; break walk }
+                    let len = Int(o[i])
+                    if len < 10 || len > 34 || i - 1 + len > end { aborted = true; break walk }
+                    i += len - 1
+                case 8:
+                    if i + 9 > end { aborted = true; break walk }
+                    if o[i] != 10 { q.insert(.badOptions) }
+                    ts1V = UInt32(o[i + 1]) << 24 | UInt32(o[i + 2]) << 16 | UInt32(o[i + 3]) << 8 | UInt32(o[i + 4])
+                    if ts1V == 0 { q.insert(.zeroTS1) }
+                    if isPlainSYN && (o[i + 5] | o[i + 6] | o[i + 7] | o[i + 8]) != 0 { q.insert(.nonZeroTS2) }
+                    i += 9
+                default:
+                    if i == end { aborted = true; break walk }
+                    let len = Int(o[i])
+                    if len < 2 || len > 40 || i - 1 + len > end { aborted = true; break walk }
+                    i += len - 1
+                }
             }
         }
         if aborted || i != end { q.insert(.badOptions) }

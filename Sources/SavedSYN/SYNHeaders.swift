@@ -300,14 +300,14 @@ public struct SYNHeaders: Equatable, Sendable {
         tcpChecksum = Self.be16(p, start + 16)
         urgentPointer = Self.be16(p, start + 18)
         tcpOptions = InlineBytes(p, from: start + 20, count: doff - 20)
-        readTCPOptions(base: start + 20)
+        readTCPOptions(UnsafeRawBufferPointer(rebasing: p[(start + 20)..<(start + doff)]), base: start + 20)
     }
 
-    /// Reads `tcpOptions` in order. Fixed-size options must have their RFC length; a bad one stops the
+    /// Reads the option area `o` (the bytes also copied to `tcpOptions`) in order. Fixed-size options
+    /// must have their RFC length; a bad one stops the
     /// walk with `optionError`, as the kernel's tcp_parse_options() stops reading at one (the SYN is
     /// still accepted, so this is not a parse error). `base` turns option offsets into buffer offsets.
-    mutating func readTCPOptions(base: Int) {
-        let o = tcpOptions
+    mutating func readTCPOptions(_ o: UnsafeRawBufferPointer, base: Int) {
         let end = o.count
         var i = 0
         while i < end {
