@@ -162,6 +162,48 @@ struct ParserTests {
         #expect(try SYNFingerprint(bytes: b).fingerprint == "64240:2-4-8-1-1-1-34:1460:")
     }
 
+    @Test func everyOptionKindIsDecoded() throws {
+        // SACK (one block), TFO with a 4-byte cookie, experimental TFO (kind 254, magic F989), MPTCP
+        // MP_JOIN (subtype 1), an unknown kind 99 kept raw, NOP.
+        let b = hex("""
+            45 00 00 48 00 01 40 00 40 06 00 00 0a 00 00 01 0a 00 00 02
+            9c 40 00 50 00 00 00 01 00 00 00 00 d0 02 ff ff 00 00 00 00
+            05 0a 00 00 00 01 00 00 00 02  22 06 aa bb cc dd  fe 08 f9 89 11 22 33 44
+            1e 04 10 01  63 03 7f  01
+            """)
+        let fp = try SYNFingerprint(bytes: b)
+        #expect(fp.packet.tcp.options == [
+            .sack([SACKBlock(left: 1, right: 2)]), .fastOpen(cookie: [0xaa, 0xbb, 0xcc, 0xdd], experimental: false),
+            .fastOpen(cookie: [0x11, 0x22, 0x33, 0x44], experimental: true), .mptcp(subtype: 1, data: [0x10, 0x01]),
+            .unknown(kind: 99, data: [0x7f]), .nop,
+        ])
+        #expect(fp.packet.tcp.optionError == nil)
+        #expect(fp.facts.fastOpen && fp.facts.fastOpenCookie == [0xaa, 0xbb, 0xcc, 0xdd] && fp.facts.mptcp)
+        #expect(!fp.facts.timestamps && !fp.facts.sackPermitted)
+        #expect(fp.headers.mptcpSubtype == 1 && fp.headers.mss == nil && fp.headers.windowScale == nil)
+        #expect(fp.fingerprint == "65535:5-34-254-30-99-1::")
+        #expect(fp.signature == "4:64+0:0:0:65535,0:sack,?34,?254,?30,?99,nop:df,id+:0")
+        // The packed MuonFP key tells fingerprints apart and is stable.
+        let other = try SYNFingerprint(bytes: linuxSYN)
+        #expect(fp.muonFP.key != other.muonFP.key)
+        #expect(fp.muonFP.key == (try SYNFingerprint(bytes: b)).muonFP.key)
+    }
+
+    @Test func fastPathAgreesWithThePacketView() throws {
+        // SYNHeaders from a raw buffer (the allocation-free path) and the array view built on it.
+        for bytes in [linuxSYN, ipv6ExtSYN] {
+            let h = try bytes.withUnsafeBytes { p in try SYNHeaders.parse(p) }
+            let p = try SYNParser.parse(bytes)
+            #expect(h.networkHeaderLength == p.ip.headerLength && h.tcpHeaderLength == p.tcp.headerLength)
+            #expect(h.ttl == p.ip.ttl && h.window == p.tcp.window && h.mss == p.tcp.mss)
+            #expect(Array(h.optionKinds) == p.tcp.options.map(\.kind))
+            #expect(Array(h.tcpOptions) == p.tcp.optionBytes)
+            #expect(P0fSignature(headers: h) == (try SYNFingerprint(bytes: bytes)).p0f)
+            #expect(MuonFP(headers: h).description == (try SYNFingerprint(bytes: bytes)).fingerprint)
+        }
+        #expect(try SYNHeaders.parse(ipv6ExtSYN).extensionHeaderCount == 1)
+    }
+
     @Test func eolPaddingAndQuirks() throws {
         // EOL with one non-zero byte after it that is not the last: opt+; as the last byte: p0f misses it.
         var b = linuxSYN
