@@ -49,10 +49,18 @@ public struct MuonFP: Equatable, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        var s = String(window) + ":"
-        s += optionKinds.map { String($0) }.joined(separator: "-")
-        s += ":" + (mss.map { String($0) } ?? "") + ":" + (windowScale.map { String($0) } ?? "")
-        return s
+        ASCIIText.make { w in
+            w.number(window)
+            w.byte(UInt8(ascii: ":"))
+            for (i, k) in optionKinds.enumerated() {
+                if i > 0 { w.byte(UInt8(ascii: "-")) }
+                w.number(k)
+            }
+            w.byte(UInt8(ascii: ":"))
+            if let m = mss { w.number(m) }
+            w.byte(UInt8(ascii: ":"))
+            if let ws = windowScale { w.number(ws) }
+        }
     }
 }
 

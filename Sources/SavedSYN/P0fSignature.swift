@@ -217,23 +217,41 @@ public struct P0fSignature: Equatable, Hashable, Sendable {
 
     /// The raw signature exactly as p0f 3.09b prints it as `raw_sig` for a SYN.
     public var rawSignature: String {
-        var s = String(ipVersion)
-        s += ":"
-        s += String(ttl)
-        let dist = guessedDistance
-        s += dist > Self.maxDistance ? "+?" : "+" + String(dist)
-        s += ":" + String(ipOptionsLength) + ":" + String(mss) + ":"
-        if let m = windowMultiple {
-            s += (m.ofMTU ? "mtu*" : "mss*") + String(m.multiplier)
-        } else {
-            s += String(window)
+        ASCIIText.make { w in
+            w.number(ipVersion)
+            w.byte(UInt8(ascii: ":"))
+            w.number(ttl)
+            let dist = guessedDistance
+            if dist > Self.maxDistance {
+                w.text("+?")
+            } else {
+                w.byte(UInt8(ascii: "+"))
+                w.number(dist)
+            }
+            w.byte(UInt8(ascii: ":"))
+            w.number(ipOptionsLength)
+            w.byte(UInt8(ascii: ":"))
+            w.number(mss)
+            w.byte(UInt8(ascii: ":"))
+            if let m = windowMultiple {
+                w.text(m.ofMTU ? "mtu*" : "mss*")
+                w.number(m.multiplier)
+            } else {
+                w.number(window)
+            }
+            w.byte(UInt8(ascii: ","))
+            w.number(windowScale)
+            w.byte(UInt8(ascii: ":"))
+            Self.writeLayout(optionLayout, eolPadding: eolPadding, to: &w)
+            w.byte(UInt8(ascii: ":"))
+            var first = true
+            for (q, name) in P0fQuirks.names where quirks.contains(q) {
+                if !first { w.byte(UInt8(ascii: ",")) }
+                first = false
+                for b in name.utf8 { w.byte(b) }
+            }
+            w.text(hasPayload ? ":+" : ":0")
         }
-        s += "," + String(windowScale) + ":"
-        s += Self.layoutText(optionLayout, eolPadding: eolPadding)
-        s += ":"
-        s += quirks.names.joined(separator: ",")
-        s += hasPayload ? ":+" : ":0"
-        return s
     }
 
     /// p0f's option-layout text: `mss,nop,ws,sok,ts`, `eol+N`, `?N` for other kinds.
@@ -241,20 +259,24 @@ public struct P0fSignature: Equatable, Hashable, Sendable {
 
     /// p0f's option-layout text: `mss,nop,ws,sok,ts`, `eol+N`, `?N` for other kinds.
     static func layoutText<C: Collection>(_ layout: C, eolPadding: Int) -> String where C.Element == UInt8 {
-        var parts: [String] = []
-        parts.reserveCapacity(layout.count)
+        ASCIIText.make { writeLayout(layout, eolPadding: eolPadding, to: &$0) }
+    }
+
+    static func writeLayout<C: Collection>(_ layout: C, eolPadding: Int, to w: inout ASCIIText) where C.Element == UInt8 {
+        var first = true
         for k in layout {
+            if !first { w.byte(UInt8(ascii: ",")) }
+            first = false
             switch k {
-            case 0: parts.append("eol+" + String(eolPadding))
-            case 1: parts.append("nop")
-            case 2: parts.append("mss")
-            case 3: parts.append("ws")
-            case 4: parts.append("sok")
-            case 5: parts.append("sack")
-            case 8: parts.append("ts")
-            default: parts.append("?" + String(k))
+            case 0: w.text("eol+"); w.number(eolPadding)
+            case 1: w.text("nop")
+            case 2: w.text("mss")
+            case 3: w.text("ws")
+            case 4: w.text("sok")
+            case 5: w.text("sack")
+            case 8: w.text("ts")
+            default: w.byte(UInt8(ascii: "?")); w.number(k)
             }
         }
-        return parts.joined(separator: ",")
     }
 }
