@@ -20,7 +20,7 @@ let seeds: [[UInt8]] = [
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .throughput, .mallocCountTotal, .instructions],
+        metrics: [.wallClock, .cpuTotal, .throughput, .mallocCountTotal, .instructions],
         scalingFactor: .mega,
         maxDuration: .seconds(3),
         maxIterations: 20

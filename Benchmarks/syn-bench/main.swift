@@ -5,7 +5,7 @@
 //   syn-bench parse-count N            N fast-path parses (count allocations under valgrind)
 //   syn-bench make-pcap FILE N         a raw-IP pcap of N SYNs (for p0f -r side by side)
 //   syn-bench pcap FILE [DB]           our per-SYN cost on the SYNs of that pcap
-//   syn-bench accept [CONNECTIONS]     accept loop on 127.0.0.1 with and without reading the saved SYN
+//   syn-bench accept [CONNECTIONS] [ROUNDS]  accept loop on 127.0.0.1 with and without reading the saved SYN
 //   syn-bench fuzz SECONDS [SEED]      mutate seed SYNs, parse and fingerprint each; any crash aborts
 import SavedSYN
 
@@ -231,14 +231,15 @@ case "accept":
     }
     _ = round(.plain)  // warm-up
     var without: [(wall: Double, cpu: Double)] = [], fast: [(wall: Double, cpu: Double)] = [], full: [(wall: Double, cpu: Double)] = []
-    for _ in 0..<5 {
+    let rounds = args.count > 2 ? Int(args[2]) ?? 9 : 9
+    for _ in 0..<rounds {
         without.append(round(.plain))
         fast.append(round(.fast))
         full.append(round(.full))
     }
     func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
     let aw = median(without.map(\.wall)), ac = median(without.map(\.cpu))
-    print("accept loop (connect+accept+close, \(total) connections, one thread, median of 5 alternating rounds; sink \(sink % 7)):")
+    print("accept loop (connect+accept+close, \(total) connections, one thread, median of \(rounds) alternating rounds; sink \(sink % 7)):")
     print("  without saved SYN:                                  \(Int(aw)) conn/s wall, \(Int(ac)) conn per CPU-second")
     for (name, r) in [("SYNCapture.readHeaders + p0f sig + MuonFP + db (fast)", fast),
                       ("SYNCapture.read + SYNFingerprint + strings (full)", full)] {
