@@ -122,11 +122,11 @@ package.targets += [
     .testTarget(
         name: "SavedSYNTests",
         dependencies: [
-            "SavedSYN", "SavedSYNNIO", "sockctl",
+            "SavedSYN", "SavedSYNNIO", "sockctl", "syn-example-server",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ],
-        exclude: ["craft_syn.py"]
+        exclude: ["craft_syn.py", "fuzz-regressions"]
     ),
 ]
 package.products += [
@@ -175,4 +175,21 @@ package.targets += [
 ]
 for target in package.targets where target.name == "sockctl" {
     target.dependencies.append("Policy")
+}
+
+// ordo-one/benchmark suite for SavedSYN (allocations and throughput per SYN). Only with
+// SOCKCTL_BENCHMARKS=1 in the environment, so that normal builds and CI do not fetch or build it:
+//   SOCKCTL_BENCHMARKS=1 swift package --scratch-path .build-bench benchmark --target SavedSYNParse
+if Context.environment["SOCKCTL_BENCHMARKS"] == "1" {
+    package.dependencies += [
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
+    ]
+    package.targets += [
+        .executableTarget(
+            name: "SavedSYNParse",
+            dependencies: ["SavedSYN", .product(name: "Benchmark", package: "benchmark")],
+            path: "Benchmarks/SavedSYNParse",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
 }

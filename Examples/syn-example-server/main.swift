@@ -2,8 +2,9 @@
 //
 //   swift run syn-example-server [PORT] [--db /etc/p0f/p0f.fp] [--policy policy.yaml]
 //
-// Connect with `nc 127.0.0.1 PORT`: the server answers one line (OS label, p0f signature, MuonFP)
-// and closes; clients the policy denies are closed at once.
+// Connect with `nc 127.0.0.1 PORT`: the server answers one line (OS label, p0f signature, MuonFP,
+// policy decision and tags) and closes; clients the policy denies are closed at once, with no answer.
+// Each client is also logged as one line on stdout (line-buffered).
 import NIOCore
 import NIOPosix
 import SavedSYN
@@ -13,6 +14,7 @@ import SavedSYNNIO
 import Glibc
 #endif
 
+setvbuf(stdout, nil, _IOLBF, 0)
 var args = Array(CommandLine.arguments.dropFirst())
 var port = 8080
 var database = BuiltinSignatures.database
@@ -41,14 +43,19 @@ final class GreetingHandler: ChannelInboundHandler, @unchecked Sendable {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let ev = event as? SavedSYNEvent else { return context.fireUserInboundEventTriggered(event) }
         let text: String
+        var denied = false
         switch ev {
         case let .fingerprint(fp, decision):
             text = "os=\(fp.os ?? "unknown") signature=\(fp.signature) fingerprint=\(fp.fingerprint)"
-                + (decision.map { " policy=\($0.action.rawValue)" } ?? "") + "\n"
+                + (decision.map { " policy=\($0.action.rawValue)" + ($0.tags.isEmpty ? "" : " tags=" + $0.tags.joined(separator: ",")) } ?? "")
+                + "\n"
+            denied = decision?.action == .deny
         case .noSYN: text = "no saved SYN\n"
         case let .failed(e): text = "error: \(e)\n"
         }
         print(text, terminator: "")
+        // A denied client gets nothing: SavedSYNHandler closes its channel right after this event.
+        if denied { return }
         var buf = context.channel.allocator.buffer(capacity: text.utf8.count)
         buf.writeString(text)
         context.writeAndFlush(NIOAny(buf)).whenComplete { _ in context.close(promise: nil) }

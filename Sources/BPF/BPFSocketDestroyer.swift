@@ -102,6 +102,16 @@ public final class BPFSocketDestroyer: @unchecked Sendable {
     /// matched. Throws BPFError for bad specs and failed bpf(2) calls; per-socket failures are
     /// records with `.failed(errno:)`, not thrown.
     public func destroy(_ spec: BPFDestroySpec) throws(BPFError) -> BPFDestroyResult {
+        var records: [BPFDestroyRecord] = []
+        var result = try destroy(spec) { records.append(contentsOf: $0) }
+        result.records = records
+        return result
+    }
+
+    /// Like destroy(_:), but hands the records to `onRecords` as the iterator produces them (one
+    /// call per read(), in the calling thread, while the pass goes on) instead of collecting them;
+    /// the result's `records` is empty. Lets a caller print or forward while the kernel works.
+    public func destroy(_ spec: BPFDestroySpec, onRecords: ([BPFDestroyRecord]) -> Void) throws(BPFError) -> BPFDestroyResult {
         try spec.validate()
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
@@ -131,7 +141,7 @@ public final class BPFSocketDestroyer: @unchecked Sendable {
         for proto in [BPFDestroySpec.TransportProtocol.tcp, .udp] where spec.protocols.contains(proto) {
             var stats = sockctl_stats()
             try check(lib.mapUpdateElem(statsFD, &zero, &stats, 0), "bpf_map_update_elem(stats)")
-            try runIterator(links[proto]!, into: &result.records)
+            try runIterator(links[proto]!, sink: onRecords)
             try check(lib.mapLookupElem(statsFD, &zero, &stats), "bpf_map_lookup_elem(stats)")
             result.counts.visited += stats.visited
             result.counts.matched += stats.matched
@@ -144,7 +154,9 @@ public final class BPFSocketDestroyer: @unchecked Sendable {
     }
 
     /// bpf_iter_create on the link (binds the calling thread's netns), then read() records until EOF.
-    private func runIterator(_ link: OpaquePointer, into records: inout [BPFDestroyRecord]) throws(BPFError) {
+    /// bpf_iter_create on the link, then read() until EOF, handing each read's records to `sink`
+    /// while the kernel pass goes on.
+    private func runIterator(_ link: OpaquePointer, sink: ([BPFDestroyRecord]) -> Void) throws(BPFError) {
         let fd = lib.iterCreate(lib.linkFD(link))
         guard fd >= 0 else {
             throw .kernel(operation: "bpf_iter_create", errno: -fd > 0 ? -fd : errno, detail: "")
@@ -164,10 +176,13 @@ public final class BPFSocketDestroyer: @unchecked Sendable {
             if n == 0 { break }
             let total = pending + n
             var off = 0
+            var chunk: [BPFDestroyRecord] = []
+            chunk.reserveCapacity(total / recordSize)
             while off + recordSize <= total {
-                records.append(BPFDestroyRecord(buffer.loadUnaligned(fromByteOffset: off, as: sockctl_record.self)))
+                chunk.append(BPFDestroyRecord(buffer.loadUnaligned(fromByteOffset: off, as: sockctl_record.self)))
                 off += recordSize
             }
+            if !chunk.isEmpty { sink(chunk) }
             pending = total - off
             if pending > 0 { (buffer).copyMemory(from: buffer + off, byteCount: pending) }
         }

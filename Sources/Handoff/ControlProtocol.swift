@@ -84,4 +84,6 @@ public struct SupervisorStatus: Codable {
     public var failedUpgrades: Int
     public var restarts: Int
     public var lastUpgrade: String?
+    /// Names of the fds generations deposited with FDSTORE=1 (passed to every later generation).
+    public var storedFds: [String]?
 }

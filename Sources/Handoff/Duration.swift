@@ -17,7 +17,10 @@ public enum DurationParser {
 
     public static func format(_ seconds: Double) -> String {
         if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
-        return String(format: "%.2fs", seconds)
+        var text = String(format: "%.2f", seconds)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text + "s"
     }
 }
 

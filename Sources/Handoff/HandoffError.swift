@@ -22,6 +22,8 @@ public enum HandoffError: Error, CustomStringConvertible, Equatable {
     case proto(String)
     /// An operation the supervisor refused or that failed there (upgrade failed, busy, ...).
     case refused(String)
+    /// The running kernel lacks what is asked for (a sysctl, a socket option).
+    case unsupported(String)
 
     public var description: String {
         switch self {
@@ -41,6 +43,8 @@ public enum HandoffError: Error, CustomStringConvertible, Equatable {
             return "protocol error: \(message)"
         case let .refused(message):
             return message
+        case let .unsupported(message):
+            return message
         }
     }
 
@@ -51,6 +55,7 @@ public enum HandoffError: Error, CustomStringConvertible, Equatable {
         case let .syscall(_, err, _, _):
             return (err == EACCES || err == EPERM) ? 3 : 2
         case .proto, .refused: return 4
+        case .unsupported: return 3
         }
     }
 

@@ -15,6 +15,25 @@ public struct ProcessEnvironment {
     public var now: () -> Double
     /// The supervisor's own environment.
     public var environment: () -> [String: String]
+    /// Reap one exited child without blocking: its pid and wait status, or nil when none is left
+    /// to reap (waitpid(-1, WNOHANG)).
+    public var reap: () -> (pid: Int32, status: Int32)?
+    /// One attempt of a tcp (path nil) or http readiness check.
+    public var probe: (_ host: String, _ port: UInt16, _ httpPath: String?) -> Bool
+
+    public init(spawn: @escaping (_ path: String, _ argv: [String], _ env: [String: String], _ fds: [Int32]) throws -> Int32,
+                kill: @escaping (_ pid: Int32, _ signal: Int32) -> Void,
+                now: @escaping () -> Double,
+                environment: @escaping () -> [String: String],
+                reap: @escaping () -> (pid: Int32, status: Int32)?,
+                probe: @escaping (_ host: String, _ port: UInt16, _ httpPath: String?) -> Bool) {
+        self.spawn = spawn
+        self.kill = kill
+        self.now = now
+        self.environment = environment
+        self.reap = reap
+        self.probe = probe
+    }
 
     public static let live = ProcessEnvironment(
         spawn: { path, argv, env, fds in
@@ -44,7 +63,13 @@ public struct ProcessEnvironment {
             clock_gettime(CLOCK_MONOTONIC, &ts)
             return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
         },
-        environment: { ProcessInfo.processInfo.environment }
+        environment: { ProcessInfo.processInfo.environment },
+        reap: {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            return pid > 0 ? (pid, status) : nil
+        },
+        probe: { host, port, path in Readiness.probe(host: host, port: port, httpPath: path) }
     )
 
     /// Resolve a command name as execvp(3) would: a name with '/' as is, else the first executable

@@ -13,13 +13,20 @@ import CLinuxUAPI
 ///     delay:2s               the child is still alive after the delay
 ///
 /// tcp and http checks against a listener the generations *share* reach whichever generation
-/// accepts (or just the kernel backlog): they prove little; point them at a per-generation health
-/// port, or use notify.
+/// accepts (or just the kernel backlog, for a bare TCP connect): they prove little during an
+/// upgrade, when the old generation answers too. `{generation}` in ADDR or PATH is replaced by the
+/// new generation's number (the child's SOCKCTL_GENERATION), so the check can reach only it: a
+/// per-generation health address (`tcp://127.0.0.{generation}:9000`) or a path the server answers
+/// with 2xx only for its own generation (`http://127.0.0.1:8080/ready?generation={generation}`).
 public enum Readiness: Equatable, CustomStringConvertible {
     case notify
+    /// `host` may contain `{generation}`; nil host and port: the first tcp listener.
     case tcp(host: String?, port: UInt16?)
+    /// `host` and `path` may contain `{generation}`.
     case http(host: String, port: UInt16, path: String)
     case delay(Double)
+
+    public static let generationPlaceholder = "{generation}"
 
     public static func parse(_ text: String) throws -> Readiness {
         func bad(_ why: String) -> HandoffError {
@@ -28,9 +35,23 @@ public enum Readiness: Equatable, CustomStringConvertible {
         if text == "notify" { return .notify }
         if text == "tcp" { return .tcp(host: nil, port: nil) }
         if text.hasPrefix("delay:") { return .delay(try DurationParser.parse(String(text.dropFirst(6)), option: "--ready delay")) }
+        /// The ADDR:PORT part, validated with the placeholder set to 1; the host keeps the placeholder.
+        func endpoint(_ authority: Substring) throws -> (String, UInt16) {
+            let portText = authority.lastIndex(of: ":").map { authority[authority.index(after: $0)...] } ?? ""
+            if portText.contains(generationPlaceholder) { throw bad("\(generationPlaceholder) may stand in ADDR or PATH, not in the port") }
+            let spec: ListenerSpec
+            do { spec = try ListenerSpec.parse("tcp://" + authority.replacingOccurrences(of: generationPlaceholder, with: "1")) } catch {
+                throw bad("needs a numeric ADDR:PORT")
+            }
+            guard authority.contains(generationPlaceholder) else { return (spec.address, spec.port) }
+            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+                return (String(authority[authority.index(after: authority.startIndex)..<close]), spec.port)
+            }
+            return (String(authority[..<authority.lastIndex(of: ":")!]), spec.port)
+        }
         if text.hasPrefix("tcp://") {
-            let spec = try ListenerSpec.parse(text)
-            return .tcp(host: spec.address, port: spec.port)
+            let (host, port) = try endpoint(text.dropFirst(6))
+            return .tcp(host: host, port: port)
         }
         if text.hasPrefix("http://") {
             var rest = text.dropFirst(7)
@@ -39,8 +60,8 @@ public enum Readiness: Equatable, CustomStringConvertible {
                 path = String(rest[slash...])
                 rest = rest[..<slash]
             }
-            guard let spec = try? ListenerSpec.parse("tcp://" + rest) else { throw bad("http check needs a numeric ADDR:PORT") }
-            return .http(host: spec.address, port: spec.port, path: path)
+            let (host, port) = try endpoint(rest)
+            return .http(host: host, port: port, path: path)
         }
         throw bad("unknown readiness check")
     }
@@ -48,9 +69,21 @@ public enum Readiness: Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .notify: return "notify"
-        case let .tcp(h, p): return h.map { "tcp://\($0):\(p ?? 0)" } ?? "tcp"
-        case let .http(h, p, path): return "http://\(h):\(p)\(path)"
+        case let .tcp(h, p): return h.map { "tcp://\($0.contains(":") ? "[\($0)]" : $0):\(p ?? 0)" } ?? "tcp"
+        case let .http(h, p, path): return "http://\(h.contains(":") ? "[\(h)]" : h):\(p)\(path)"
         case let .delay(d): return "delay:\(DurationParser.format(d))"
+        }
+    }
+
+    /// What a tcp or http check of `generation` connects to (nil for notify and delay, and for a
+    /// bare `tcp` without `firstTCP`).
+    public func target(generation: Int, firstTCP: (String, UInt16)?) -> (host: String, port: UInt16, httpPath: String?)? {
+        func fill(_ s: String) -> String { s.replacingOccurrences(of: Readiness.generationPlaceholder, with: String(generation)) }
+        switch self {
+        case let .tcp(host?, port?): return (fill(host), port, nil)
+        case .tcp: return firstTCP.map { ($0.0, $0.1, nil) }
+        case let .http(host, port, path): return (fill(host), port, fill(path))
+        default: return nil
         }
     }
 

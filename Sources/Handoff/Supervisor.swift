@@ -18,8 +18,14 @@ public struct SupervisorConfig {
     public var drainTimeout: Double = 30
     public var stopSignal: Int32 = SIGTERM
     public var migrate = false
+    /// Crash restarts: the first waits backoffMin, each further one of a generation that lived
+    /// less than backoffResetAfter waits twice as long, up to backoffMax.
     public var backoffMin = 0.1
     public var backoffMax = 5.0
+    public var backoffResetAfter = 10.0
+    /// How many fds generations may deposit with FDSTORE=1 (systemd's FileDescriptorStoreMax=);
+    /// 0 refuses them.
+    public var fdStoreMax = 0
 
     public init(name: String, controlPath: String, notifyPath: String, listeners: [ListenerSpec], command: [String], executable: String) {
         self.name = name
@@ -67,7 +73,10 @@ public final class Supervisor {
 
     public let config: SupervisorConfig
     let env: ProcessEnvironment
-    public private(set) var listeners: [Listener] = []
+    public internal(set) var listeners: [Listener] = []
+    /// The fd store: fds deposited by generations (FDSTORE=1), passed to every later generation
+    /// after the listeners, under their FDNAME.
+    var stored: [(name: String, fd: Int32)] = []
     var generations: [Generation] = []
     var nextGeneration = 1
     var upgrade: Upgrade?
@@ -83,6 +92,8 @@ public final class Supervisor {
     var lastUpgrade: String?
     let readyLock = NSLock()
     var readyFromThreads: [Int] = []
+    /// Generations a readiness thread still probes for (guarded by readyLock).
+    var probing: Set<Int> = []
     public var log: (String) -> Void
 
     public init(config: SupervisorConfig, environment: ProcessEnvironment = .live) {
@@ -99,8 +110,7 @@ public final class Supervisor {
     /// NOTIFY_SOCKET, and start generation 1. Throws with nothing left open.
     public func start() throws {
         do {
-            try FileManager.default.createDirectory(atPath: (config.controlPath as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true)
+            try makeDirectories(for: config.controlPath)
             if FileManager.default.fileExists(atPath: config.controlPath),
                let fd = try? UnixSocket.connect(config.controlPath) {
                 close(fd)
@@ -109,6 +119,9 @@ public final class Supervisor {
             if config.migrate { try MigrateReq.enable() }
             controlFd = try UnixSocket.listen(config.controlPath)
             try openListeners()
+            if config.ready == .tcp(host: nil, port: nil), firstTCPListener() == nil {
+                throw HandoffError.config("--ready tcp connects to the first tcp listener, and there is none; give --ready tcp://ADDR:PORT")
+            }
             notify = try NotifyReceiver(path: config.notifyPath)
             var sigs: [Int32] = [SIGCHLD, SIGHUP, SIGTERM, SIGINT]
             signalFd = sockctl_signal_pipe(&sigs, Int32(sigs.count))
@@ -120,6 +133,21 @@ public final class Supervisor {
             cleanup()
             throw error
         }
+    }
+
+    /// mkdir -p of the control socket's directory; errors name the directory (EACCES → exit 3).
+    func makeDirectories(for socketPath: String) throws {
+        var dir = ""
+        for part in (socketPath as NSString).deletingLastPathComponent.split(separator: "/") {
+            dir += "/" + part
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                throw HandoffError.sys("mkdir", "\(dir), the directory of the control socket \(socketPath)")
+            }
+        }
+    }
+
+    func firstTCPListener() -> (String, UInt16)? {
+        listeners.compactMap(\.spec).first { $0.kind == .tcp }.map { ($0.address, $0.port) }
     }
 
     func openListeners() throws {
@@ -156,6 +184,8 @@ public final class Supervisor {
             if let spec = l.spec, spec.kind == .unix, !l.inherited, !spec.address.hasPrefix("@") { unlink(spec.address) }
         }
         listeners = []
+        for s in stored { close(s.fd) }
+        stored = []
         if controlFd >= 0 { close(controlFd); unlink(config.controlPath); controlFd = -1 }
         notify = nil
         for fd in clients.keys { close(fd) }
@@ -168,11 +198,11 @@ public final class Supervisor {
 
     func spawnGeneration() throws -> Generation {
         var childEnv = env.environment().filter { !$0.key.hasPrefix("LISTEN_") && $0.key != "NOTIFY_SOCKET" }
-        for (k, v) in ListenFDs.environment(names: listeners.map(\.name)) { childEnv[k] = v }
+        for (k, v) in ListenFDs.environment(names: listeners.map(\.name) + stored.map(\.name)) { childEnv[k] = v }
         childEnv["NOTIFY_SOCKET"] = config.notifyPath
         let id = nextGeneration
         childEnv["SOCKCTL_GENERATION"] = String(id)
-        let pid = try env.spawn(config.executable, config.command, childEnv, listeners.map(\.fd))
+        let pid = try env.spawn(config.executable, config.command, childEnv, listeners.map(\.fd) + stored.map(\.fd))
         nextGeneration += 1
         let gen = Generation(id: id, pid: pid, startedAt: env.now())
         generations.append(gen)
@@ -181,23 +211,17 @@ public final class Supervisor {
         return gen
     }
 
+    /// tcp/http checks run on a helper thread per starting generation: one probe every 100 ms until
+    /// one passes (reported through the wake pipe), the generation stops starting, or its deadline.
     func startReadinessThread(for gen: Generation) {
-        let target: (String, UInt16, String?)?
-        switch config.ready {
-        case let .tcp(host, port):
-            if let host, let port { target = (host, port, nil) }
-            else if let first = listeners.compactMap(\.spec).first(where: { $0.kind == .tcp }) { target = (first.address, first.port, nil) }
-            else { target = nil }
-        case let .http(host, port, path): target = (host, port, path)
-        default: target = nil
-        }
-        guard let (host, port, path) = target else { return }
-        let id = gen.id, deadline = gen.startedAt + config.readyTimeout, now = env.now, wake = wakePipe[1]
+        guard let (host, port, path) = config.ready.target(generation: gen.id, firstTCP: firstTCPListener()) else { return }
+        let id = gen.id, deadline = gen.startedAt + config.readyTimeout, env = self.env, wake = wakePipe[1]
+        readyLock.lock(); probing.insert(id); readyLock.unlock()
         let thread = Thread { [weak self] in
-            while now() < deadline {
-                guard let self, self.generation(id)?.state == .starting else { return }
-                if Readiness.probe(host: host, port: port, httpPath: path) {
-                    self.readyLock.lock(); self.readyFromThreads.append(id); self.readyLock.unlock()
+            while env.now() < deadline {
+                guard let self, self.stillProbing(id) else { return }
+                if env.probe(host, port, path) {
+                    self.readyLock.lock(); self.readyFromThreads.append(id); self.probing.remove(id); self.readyLock.unlock()
                     var b: UInt8 = 1
                     _ = write(wake, &b, 1)
                     return
@@ -208,13 +232,28 @@ public final class Supervisor {
         thread.start()
     }
 
+    /// Mark ready the generations whose check passed on a helper thread.
+    func collectReadiness() {
+        readyLock.lock(); let ids = readyFromThreads; readyFromThreads = []; readyLock.unlock()
+        for id in ids { if let g = generation(id) { markReady(g) } }
+    }
+
+    func stillProbing(_ id: Int) -> Bool {
+        readyLock.lock(); defer { readyLock.unlock() }
+        return probing.contains(id)
+    }
+
+    func stopProbing(_ id: Int) {
+        readyLock.lock(); probing.remove(id); readyLock.unlock()
+    }
+
     func generation(_ id: Int) -> Generation? {
-        // Read from the readiness thread: a stale answer only delays it by one probe.
         generations.first { $0.id == id }
     }
 
     func markReady(_ gen: Generation) {
         guard gen.state == .starting else { return }
+        stopProbing(gen.id)
         gen.state = .active
         gen.readyAt = env.now()
         log("generation \(gen.id) (pid \(gen.pid)): ready after \(ms(gen.readyAt! - gen.startedAt)) ms")
@@ -227,14 +266,11 @@ public final class Supervisor {
             up.waitingFor = Set(old.map(\.pid))
             if up.waitingFor.isEmpty { finishUpgrade(ok: true, message: "generation \(gen.id) (pid \(gen.pid)) is serving") }
         }
-        if restartAt == nil, env.now() - gen.startedAt < 10 {
-        } else {
-            backoff = config.backoffMin
-        }
     }
 
     func stopGeneration(_ gen: Generation) {
         guard gen.state != .draining else { return }
+        stopProbing(gen.id)
         gen.state = .draining
         gen.signaledAt = env.now()
         env.kill(gen.pid, config.stopSignal)
@@ -242,12 +278,10 @@ public final class Supervisor {
     }
 
     func reap() {
-        while true {
-            var status: Int32 = 0
-            let pid = waitpid(-1, &status, WNOHANG)
-            if pid <= 0 { break }
+        while let (pid, status) = env.reap() {
             guard let i = generations.firstIndex(where: { $0.pid == pid }) else { continue }
             let gen = generations.remove(at: i)
+            stopProbing(gen.id)
             let how = describeExit(status)
             let now = env.now()
             switch gen.state {
@@ -264,16 +298,17 @@ public final class Supervisor {
             if let up = upgrade, up.waitingFor.remove(pid) != nil, up.waitingFor.isEmpty, up.readyAt != nil {
                 finishUpgrade(ok: true, message: "generation \(up.newGeneration) is serving; old generation(s) \(up.oldPids.map(String.init).joined(separator: ",")) gone")
             }
-            if gen.state != .draining && !shuttingDown { scheduleRestartIfIdle(crashedEarly: now - gen.startedAt < 10) }
+            if gen.state != .draining && !shuttingDown { scheduleRestartIfIdle(crashedEarly: now - gen.startedAt < config.backoffResetAfter) }
         }
     }
 
     func scheduleRestartIfIdle(crashedEarly: Bool) {
         guard restartAt == nil, !generations.contains(where: { $0.state == .active || $0.state == .starting }) else { return }
         if upgrade != nil { return }
+        if !crashedEarly { backoff = config.backoffMin }
         restartAt = env.now() + backoff
         log("no generation serving: restarting in \(ms(backoff)) ms; the kernel queues new connections meanwhile")
-        backoff = crashedEarly ? min(backoff * 2, config.backoffMax) : config.backoffMin
+        backoff = min(backoff * 2, config.backoffMax)
     }
 
     func servingText() -> String {
@@ -407,8 +442,7 @@ public final class Supervisor {
             if fds[3].revents != 0 {
                 var b = [UInt8](repeating: 0, count: 64)
                 while read(wakePipe[0], &b, 64) > 0 {}
-                readyLock.lock(); let ids = readyFromThreads; readyFromThreads = []; readyLock.unlock()
-                for id in ids { if let g = generation(id) { markReady(g) } }
+                collectReadiness()
             }
             if fds[1].revents != 0 { acceptClients() }
             for (i, fd) in clientFds.enumerated() where fds[4 + i].revents != 0 { readClient(fd) }
@@ -436,9 +470,44 @@ public final class Supervisor {
 
     func handleNotify(_ m: NotifyReceiver.Message) {
         let mainPid = m.fields["MAINPID"].flatMap { Int32($0) }
-        guard let gen = generations.first(where: { $0.pid == m.senderPid || $0.pid == mainPid }) else { return }
+        guard let gen = generations.first(where: { $0.pid == m.senderPid || $0.pid == mainPid }) else {
+            m.fds.forEach { close($0) }
+            return
+        }
+        if m.fields["FDSTOREREMOVE"] == "1", let name = m.fields["FDNAME"] {
+            let gone = stored.filter { $0.name == name }
+            gone.forEach { close($0.fd) }
+            stored.removeAll { $0.name == name }
+            log("generation \(gen.id) (pid \(gen.pid)): FDSTOREREMOVE \(name): \(gone.count) fd(s) closed")
+        }
+        if m.fields["FDSTORE"] == "1" { store(m.fds, name: m.fields["FDNAME"] ?? "stored", from: gen) }
+        else { m.fds.forEach { close($0) } }
         if m.fields["READY"] == "1", config.ready == .notify { markReady(gen) }
         if m.fields["STOPPING"] == "1" { log("generation \(gen.id) (pid \(gen.pid)): STOPPING=1") }
+    }
+
+    /// Keep deposited fds (up to --fd-store-max; one already held — same file — is not kept twice).
+    func store(_ fds: [Int32], name: String, from gen: Generation) {
+        func identity(_ fd: Int32) -> (UInt, UInt)? {
+            var st = stat()
+            return fstat(fd, &st) == 0 ? (UInt(st.st_dev), UInt(st.st_ino)) : nil
+        }
+        let valid = name.utf8.count <= 255 && !name.isEmpty && name.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: ":") }
+        for fd in fds {
+            let id = identity(fd)
+            if !valid {
+                close(fd)
+                log("generation \(gen.id) (pid \(gen.pid)): FDSTORE refused: FDNAME '\(name)' is not 1 to 255 printable characters without ':'")
+            } else if let id, stored.contains(where: { identity($0.fd).map { $0 == id } ?? false }) {
+                close(fd)
+            } else if stored.count >= config.fdStoreMax {
+                close(fd)
+                log("generation \(gen.id) (pid \(gen.pid)): FDSTORE refused: the fd store is full (--fd-store-max \(config.fdStoreMax))")
+            } else {
+                stored.append((name, fd))
+                log("generation \(gen.id) (pid \(gen.pid)): FDSTORE \(name): holding fd \(fd) for later generations")
+            }
+        }
     }
 
     func acceptClients() {
@@ -500,7 +569,7 @@ public final class Supervisor {
             listeners: listeners.map { .init(name: $0.name, fd: $0.fd, url: $0.spec?.url ?? "inherited", inherited: $0.inherited) },
             generations: generations.map { .init(generation: $0.id, pid: $0.pid, state: $0.state.rawValue, uptimeMs: ms(now - $0.startedAt)) },
             upgradeInProgress: upgrade != nil, upgrades: upgrades, failedUpgrades: failedUpgrades, restarts: restarts,
-            lastUpgrade: lastUpgrade)
+            lastUpgrade: lastUpgrade, storedFds: stored.map(\.name))
     }
 }
 
@@ -514,17 +583,17 @@ func describeExit(_ status: Int32) -> String {
 
 /// `net.ipv4.tcp_migrate_req` in the current network namespace.
 public enum MigrateReq {
-    static let path = "/proc/sys/net/ipv4/tcp_migrate_req"
+    public static let path = "/proc/sys/net/ipv4/tcp_migrate_req"
 
-    public static func read() -> Int? {
+    public static func read(path: String = path) -> Int? {
         guard let s = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         return Int(s.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    /// Check and set it to 1; errors say how to fix them.
-    public static func enable() throws {
-        guard let current = read() else {
-            throw HandoffError.syscall(call: "open", errno: ENOENT, context: path, advice: "this kernel has no tcp_migrate_req (Linux 5.14+ needed)")
+    /// Check and set it to 1; errors say how to fix them (no such sysctl or no right to write it: exit 3).
+    public static func enable(path: String = path) throws {
+        guard let current = read(path: path) else {
+            throw HandoffError.unsupported("--migrate: \(path) does not exist: this kernel has no tcp_migrate_req (Linux 5.14+ needed)")
         }
         if current == 1 { return }
         let fd = open(path, O_WRONLY | O_CLOEXEC)

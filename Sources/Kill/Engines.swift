@@ -103,7 +103,8 @@ extension SocketKiller {
         if kinds.contains(.udp) { protocols.insert(.udp) }
         if protocols.isEmpty { return .failure(.notTranslatable("no TCP or UDP sockets asked for (BPF iterates TCP and UDP only)")) }
         if request.filter.needsProcesses { return .failure(.notTranslatable("pid/comm terms are decided in userspace")) }
-        let states = SocketSelection.kernelStateMask(request.filter.stateMask ?? netlink.states(.tcp))
+        // The UDP mask (all but TIME-WAIT): iter/tcp never meets unhashed CLOSE / BOUND-INACTIVE sockets.
+        let states = SocketSelection.kernelStateMask(request.filter.stateMask ?? netlink.states(.udp))
         let spec: BPFDestroySpec?
         switch BPFTranslation.translate(filter: request.filter, states: states, families: request.families,
                                         protocols: protocols, cookies: request.cookies, dryRun: request.dryRun) {
@@ -130,9 +131,22 @@ extension SocketKiller {
         case .success(let d): destroyer = d
         case .failure(let e): return .failure(.bpfUnavailable("\(e)"))
         }
-        if !request.dryRun, spaces == nil || spaces?.isEmpty == false {
-            // One probe in our own namespace decides whether the kernel's bpf_sock_destroy acts at all.
-            do { try destroyer.probe() } catch { return .failure(.bpfUnavailable("\(error)")) }
+        // With one target namespace, its probe happens here, where auto can still fall back to
+        // netlink; over several (forced bpf), each namespace is probed before any destroy.
+        var probedAlready = false
+        if !request.dryRun && (spaces?.count ?? 1) == 1 {
+            do {
+                if let ns = spaces?.first {
+                    try NamespaceRunner.run(in: ns) { () throws -> Void in try destroyer.probe() }
+                } else {
+                    try destroyer.probe()
+                }
+                probedAlready = true
+            } catch let e as NamespaceError {
+                return .failure(.bpfUnavailable("\(e)"))
+            } catch {
+                return .failure(.bpfUnavailable("\(error)"))
+            }
         }
         // Raw sockets (no BPF iterator) go through netlink, by cookie.
         let rawPlan: NetlinkPlan? = kinds.contains(.raw) ? netlink.with(kinds: [.raw]) : nil
@@ -155,23 +169,36 @@ extension SocketKiller {
             return s
         }
         /// One iterator pass; request sockets it cannot take are destroyed by cookie over netlink.
+        /// Results are emitted per read() of the iterator, so the caller prints while the kernel
+        /// goes on destroying.
         func pass(_ spec: BPFDestroySpec, _ label: String?, _ emit: Engine.Emit) throws {
-            let result: BPFDestroyResult
-            do { result = try destroyer.destroy(spec) } catch { throw KillError.bpfUnavailable("\(error)") }
             var viaNetlink: [Socket] = []
-            for r in result.records {
-                let outcome: KillOutcome
-                switch r.outcome {
-                case .destroyed: outcome = .destroyed
-                case .wouldDestroy: outcome = .wouldDestroy
-                case .notDestroyable: outcome = .notDestroyable
-                case .failed(let e) where e == ENOENT: outcome = .alreadyGone
-                case .failed(let e): outcome = .failed(errno: e, message: String(cString: strerror(e)))
-                case .needsNetlink:
-                    if spec.dryRun { outcome = .wouldDestroy } else { viaNetlink.append(socket(r, label)); continue }
+            var emitError: Error?
+            do {
+                _ = try destroyer.destroy(spec) { records in
+                    guard emitError == nil else { return }
+                    do {
+                        for r in records {
+                            let outcome: KillOutcome
+                            switch r.outcome {
+                            case .destroyed: outcome = .destroyed
+                            case .wouldDestroy: outcome = .wouldDestroy
+                            case .notDestroyable: outcome = .notDestroyable
+                            case .failed(let e) where e == ENOENT: outcome = .alreadyGone
+                            case .failed(let e): outcome = .failed(errno: e, message: String(cString: strerror(e)))
+                            case .needsNetlink:
+                                if spec.dryRun { outcome = .wouldDestroy } else { viaNetlink.append(socket(r, label)); continue }
+                            }
+                            try emit(KillResult(socket: socket(r, label), interface: nil, netns: label, outcome: outcome))
+                        }
+                    } catch {
+                        emitError = error  // e.g. the consumer stopped; the kernel pass still ends normally
+                    }
                 }
-                try emit(KillResult(socket: socket(r, label), interface: nil, netns: label, outcome: outcome))
+            } catch {
+                throw KillError.bpfUnavailable("\(error)")
             }
+            if let emitError { throw emitError }
             if !viaNetlink.isEmpty {
                 try netlink.destroy(viaNetlink.map { ($0, nil) }, label: label, emit)
             }
@@ -179,6 +206,7 @@ extension SocketKiller {
 
         var engine = Engine(
             probe: { label in
+                if probedAlready { return }
                 do { try destroyer.probe() } catch {
                     throw KillError.bpfUnavailable("netns \(label ?? "current"): \(error)")
                 }

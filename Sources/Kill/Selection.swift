@@ -40,11 +40,12 @@ public enum SocketSelection {
 
     /// Dumps every selected socket in the current thread's namespace, calling `body` for each that
     /// passes the filter (and `extra`, when given). Runs on a thread that is already in the target
-    /// namespace. `states` is used for a kind when the filter names no state.
+    /// namespace. `states` is used for a kind when the filter names no state. `tcpInOneWalk`: TCP
+    /// sockets of both families from one walk of the kernel's tables (DumpQuery.tcpInOneWalk).
     public static func collect(kinds: [SocketKind], families: [UInt8], filter: SocketFilter,
                                states: (SocketKind) -> UInt32, extensions: InetDiagExtensions,
                                label: String?, owners: ((UInt32) throws -> [SocketProcess])? = nil,
-                               extra: ((Socket) -> Bool)? = nil,
+                               extra: ((Socket) -> Bool)? = nil, tcpInOneWalk: Bool = false,
                                _ body: (Socket, String?) throws -> Void) throws {
         let client = try SockDiagClient()
         let context = FilterContext.system
@@ -60,6 +61,9 @@ public enum SocketSelection {
             if kind.isUnix, unixFilter?.matchesNothing ?? true { continue }
             var query = DumpQuery(kinds: [kind], families: fams, states: kernelStateMask(filter.stateMask ?? states(kind)))
             query.extensions = extensions
+            // Both families' programs come from one expression and differ only in host terms the
+            // kernel checks per socket family, so the AF_INET6 program is right for both.
+            query.tcpInOneWalk = tcpInOneWalk && kind == .tcp && fams.count == 2
             for f in fams { if let c = compiled[f] { query.bytecode[f] = c.bytecode } }
             try client.dump(query) { s in
                 if let extra, !extra(s) { return }

@@ -85,7 +85,8 @@ public struct KillRequest: Sendable {
     public var protocols: [SocketKind]
     /// `AF_INET`, `AF_INET6`. An IPv4 address filter also matches IPv4-mapped IPv6 sockets.
     public var families: [UInt8]
-    /// Kernel state mask used when the filter names no state; nil = every state but TIME-WAIT.
+    /// Kernel state mask used when the filter names no state; nil = every state SOCK_DESTROY can
+    /// reach (TCP: all but TIME-WAIT, CLOSE, BOUND-INACTIVE; UDP and RAW: all but TIME-WAIT).
     public var states: UInt32?
     public var namespaces: KillNamespaces
     /// Allow an empty filter (destroy every selected socket).
@@ -466,8 +467,14 @@ struct NetlinkPlan: @unchecked Sendable {
 
     var owners: ((UInt32) throws -> [SocketProcess])? { lookup.map { l in { try l.owners($0) } } }
 
+    /// Default: every state SOCK_DESTROY can reach. For TCP that leaves out TIME-WAIT and the
+    /// unhashed CLOSE / BOUND-INACTIVE sockets (the kernel's destroy lookup cannot find them, and
+    /// asking for BOUND-INACTIVE makes every dump walk the host-wide bind hash as well).
     func states(_ kind: SocketKind) -> UInt32 {
-        request.states ?? (SocketState.allMask & ~SocketState.timeWait.mask)
+        if let s = request.states { return s }
+        var mask = SocketState.allMask & ~SocketState.timeWait.mask
+        if kind == .tcp { mask &= ~(SocketState.close.mask | SocketState.boundInactive.mask) }
+        return mask
     }
 
     var extra: ((Socket) -> Bool)? {
@@ -478,7 +485,7 @@ struct NetlinkPlan: @unchecked Sendable {
     func select(label: String?) throws -> [(Socket, String?)] {
         var found: [(Socket, String?)] = []
         try SocketSelection.collect(kinds: kinds, families: request.families, filter: request.filter, states: states,
-                                    extensions: [], label: label, owners: owners, extra: extra) { found.append(($0, $1)) }
+                                    extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true) { found.append(($0, $1)) }
         return found
     }
 
@@ -516,7 +523,7 @@ struct NetlinkPlan: @unchecked Sendable {
             pending.removeAll(keepingCapacity: true)
         }
         try SocketSelection.collect(kinds: kinds, families: request.families, filter: request.filter, states: states,
-                                    extensions: [], label: label, owners: owners, extra: extra) { s, iface in
+                                    extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true) { s, iface in
             pending.append((s, iface))
             if pending.count >= batchSize { try flush() }
         }

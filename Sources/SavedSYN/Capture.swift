@@ -76,6 +76,47 @@ public enum SYNCapture {
                     advice: "the kernel kept asking for a larger buffer; giving up after 4 tries")
     }
 
+    /// What `readHeaders` gave.
+    public enum HeadersResult: Equatable, Sendable {
+        /// The saved SYN, parsed; the kernel has now freed its copy.
+        case headers(SYNHeaders)
+        /// The kernel returned length 0 (see `Result.noSYN`).
+        case noSYN
+        /// The kernel's bytes did not parse (should not happen with a real SYN; says what and where).
+        case malformed(SYNParseError)
+    }
+
+    /// Reads, consumes and parses the saved SYN of an accepted socket without a heap allocation: the
+    /// bytes go to a 512-byte buffer on the stack (a saved SYN is at most 18 + 60 + 60 bytes unless
+    /// IPv6 extension headers make it longer; then it falls back to `read`, which grows the buffer).
+    public static func readHeaders(accepted fd: Int32, linkLayer: SYNParser.LinkLayer = .none) throws(Error) -> HeadersResult {
+        let stackSize = 512
+        let first: Swift.Result<HeadersResult, Error>? = withUnsafeTemporaryAllocation(byteCount: stackSize, alignment: 16) { buf in
+            var len = socklen_t(stackSize)
+            if getsockopt(fd, Int32(IPPROTO_TCP), TCP_SAVED_SYN, buf.baseAddress, &len) == 0 {
+                if len == 0 { return .success(.noSYN) }
+                do throws(SYNParseError) {
+                    return .success(.headers(try SYNHeaders.parse(UnsafeRawBufferPointer(rebasing: buf[0..<Int(len)]), linkLayer: linkLayer)))
+                } catch {
+                    return .success(.malformed(error))
+                }
+            }
+            let e = errno
+            if e == EINVAL && Int(len) > stackSize { return nil }  // larger than the stack buffer
+            return .failure(Error(call: "getsockopt(TCP_SAVED_SYN)", errno: e, advice: advice(e)))
+        }
+        if let first { return try first.get() }
+        switch try read(accepted: fd, initialBufferSize: 4096) {
+        case .noSYN: return .noSYN
+        case let .syn(bytes):
+            do throws(SYNParseError) {
+                return .headers(try SYNHeaders.parse(bytes, linkLayer: linkLayer))
+            } catch {
+                return .malformed(error)
+            }
+        }
+    }
+
     static func advice(_ e: Int32) -> String {
         switch e {
         case ENOPROTOOPT:

@@ -20,36 +20,37 @@ public struct SYNFacts: Equatable, Sendable {
     /// Payload bytes announced after the TCP header (data on the SYN, usually with TFO).
     public var payloadLength: Int
 
-    public init(packet: SYNPacket) {
-        let ttl = Int(packet.ip.ttl)
+    public init(headers h: SYNHeaders) {
+        let ttl = Int(h.ttl)
         initialTTL = ttl <= 32 ? 32 : ttl <= 64 ? 64 : ttl <= 128 ? 128 : 255
         distance = initialTTL - ttl
-        let f = packet.tcp.flags
+        let f = h.flags
         ecnRequested = f.contains(.ece) && f.contains(.cwr)
         accurateECNRequested = ecnRequested && f.contains(.ns)
-        ecnMarkedIP = packet.ip.ecn != 0
-        var cookie: [UInt8]? = nil
-        var mp = false, ts = false, sok = false
-        for o in packet.tcp.options {
-            switch o {
-            case let .fastOpen(c, _): cookie = c
-            case .mptcp: mp = true
-            case .timestamp: ts = true
-            case .sackPermitted: sok = true
-            default: break
-            }
+        ecnMarkedIP = h.ecn != 0
+        if let at = h.fastOpenCookieOffset {
+            let start = Int(at)
+            fastOpenCookie = Array(h.tcpOptions[start..<(start + Int(h.fastOpenCookieLength))])
+        } else {
+            fastOpenCookie = nil
         }
-        fastOpen = cookie != nil
-        fastOpenCookie = cookie
-        mptcp = mp
-        timestamps = ts
-        sackPermitted = sok
-        payloadLength = packet.payloadLength
+        fastOpen = h.fastOpen
+        mptcp = h.mptcp
+        timestamps = h.timestampValue != nil
+        sackPermitted = h.sackPermitted
+        payloadLength = h.payloadLength
     }
 }
 
 /// Everything sockctl derives from one saved SYN.
+///
+/// Built on the allocation-free `SYNHeaders` parse; this type adds the rich `SYNPacket` view (arrays)
+/// and the database match. For the hot path without allocations use `SYNHeaders.parse`,
+/// `P0fSignature(headers:)`, `MuonFP(headers:)` and `P0fDatabase.match(_:)` directly.
 public struct SYNFingerprint: Equatable, Sendable {
+    /// The fixed-size parse.
+    public var headers: SYNHeaders
+    /// The same SYN with its variable parts as arrays.
     public var packet: SYNPacket
     public var p0f: P0fSignature
     public var muonFP: MuonFP
@@ -57,17 +58,18 @@ public struct SYNFingerprint: Equatable, Sendable {
     /// The database match, when a database was given and matched.
     public var match: P0fDatabase.Match?
 
-    public init(packet: SYNPacket, database: P0fDatabase? = nil) {
-        self.packet = packet
-        p0f = P0fSignature(packet: packet)
-        muonFP = MuonFP(tcp: packet.tcp)
-        facts = SYNFacts(packet: packet)
+    public init(headers: SYNHeaders, bytes: [UInt8], database: P0fDatabase? = nil) {
+        self.headers = headers
+        packet = SYNPacket(headers: headers, bytes: bytes)
+        p0f = P0fSignature(headers: headers)
+        muonFP = MuonFP(headers: headers)
+        facts = SYNFacts(headers: headers)
         match = database?.match(p0f)
     }
 
     /// Parses saved-SYN bytes and fingerprints them.
     public init(bytes: [UInt8], linkLayer: SYNParser.LinkLayer = .none, database: P0fDatabase? = nil) throws(SYNParseError) {
-        self.init(packet: try SYNParser.parse(bytes, linkLayer: linkLayer), database: database)
+        self.init(headers: try SYNHeaders.parse(bytes, linkLayer: linkLayer), bytes: bytes, database: database)
     }
 
     /// The OS (or tool) label of the match, e.g. "Linux 3.11 and newer".

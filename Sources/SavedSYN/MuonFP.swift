@@ -5,33 +5,62 @@
 ///   (RFC 9293), so the padding bytes after it are not options and are not listed. A malformed option
 ///   is listed (its kind is on the wire) and ends the list.
 /// - A value absent on the wire is an empty field; zero is printed as `0`.
+///
+/// The value itself is packed (the option kinds are `InlineBytes`): building it allocates nothing, and
+/// `key` gives a 64-bit hash for counting or grouping; the text is made only when `description` is
+/// asked for.
 public struct MuonFP: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var window: UInt16
-    public var optionKinds: [UInt8]
+    public var optionKinds: InlineBytes
     public var mss: UInt16?
     public var windowScale: UInt8?
 
-    public init(window: UInt16, optionKinds: [UInt8], mss: UInt16?, windowScale: UInt8?) {
+    public init(window: UInt16, optionKinds: InlineBytes, mss: UInt16?, windowScale: UInt8?) {
         self.window = window
         self.optionKinds = optionKinds
         self.mss = mss
         self.windowScale = windowScale
     }
 
-    public init(tcp: TCPHeader) {
-        window = tcp.window
-        var kinds = tcp.options.map(\.kind)
-        if let e = tcp.optionError { kinds.append(e.optionKind) }
+    public init(headers h: SYNHeaders) {
+        window = h.window
+        var kinds = h.optionKinds
+        if let e = h.optionError { kinds.append(e.optionKind) }
         optionKinds = kinds
-        mss = tcp.mss
-        windowScale = tcp.windowScale
+        mss = h.mss
+        windowScale = h.windowScale
+    }
+
+    /// A 64-bit hash of window, kinds, MSS and scale (absent values hash apart from zero): equal
+    /// fingerprints give equal keys, different ones almost surely different keys. Stable across runs
+    /// and processes (unlike `hashValue`), so it can be logged or stored.
+    public var key: UInt64 {
+        @inline(__always) func mix(_ x: UInt64, _ v: UInt64) -> UInt64 {
+            var z = (x ^ v) &* 0x9e37_79b9_7f4a_7c15
+            z ^= z >> 32
+            return z
+        }
+        let w = optionKinds.words
+        var x = UInt64(window) | UInt64(optionKinds.count) << 16
+            | UInt64(mss ?? 0) << 24 | UInt64(mss == nil ? 0 : 1) << 40
+            | UInt64(windowScale ?? 0) << 41 | UInt64(windowScale == nil ? 0 : 1) << 49
+        x = mix(x, w.0); x = mix(x, w.1); x = mix(x, w.2); x = mix(x, w.3); x = mix(x, w.4)
+        return mix(x, 0x5bd1_e995)
     }
 
     public var description: String {
-        var s = String(window) + ":"
-        s += optionKinds.map { String($0) }.joined(separator: "-")
-        s += ":" + (mss.map { String($0) } ?? "") + ":" + (windowScale.map { String($0) } ?? "")
-        return s
+        ASCIIText.make { w in
+            w.number(window)
+            w.byte(UInt8(ascii: ":"))
+            for (i, k) in optionKinds.enumerated() {
+                if i > 0 { w.byte(UInt8(ascii: "-")) }
+                w.number(k)
+            }
+            w.byte(UInt8(ascii: ":"))
+            if let m = mss { w.number(m) }
+            w.byte(UInt8(ascii: ":"))
+            if let ws = windowScale { w.number(ws) }
+        }
     }
 }
 
@@ -119,7 +148,7 @@ public struct MuonFPPattern: Equatable, Sendable, CustomStringConvertible {
         guard window.matches(fp.window), mss.matches(fp.mss), windowScale.matches(fp.windowScale) else { return false }
         switch options {
         case .any: return true
-        case let .exact(k): return k == fp.optionKinds
+        case let .exact(k): return k.elementsEqual(fp.optionKinds)
         case let .subsequence(items, anchoredStart, anchoredEnd):
             let kinds = fp.optionKinds
             if anchoredStart, let f = items.first, kinds.first != f { return false }

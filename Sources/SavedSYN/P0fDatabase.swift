@@ -34,7 +34,7 @@ public struct P0fDatabase: Sendable {
         public var window: WindowRule
         /// -1 for `*`.
         public var windowScale: Int
-        public var optionLayout: [UInt8]
+        public var optionLayout: InlineBytes
         public var eolPadding: Int
         public var quirks: P0fQuirks
         /// -1 `*`, 0 `0`, 1 `+`.
@@ -64,7 +64,11 @@ public struct P0fDatabase: Sendable {
         public var description: String { "\(file):\(line):\(column): \(message)" }
     }
 
-    public private(set) var entries: [Entry] = []
+    public private(set) var entries: [Entry] = [] {
+        didSet { keys = entries.map(MatchKey.init) }
+    }
+    /// What the matcher reads of each entry, without its strings: walking it copies no reference.
+    private(set) var keys: [MatchKey] = []
     public private(set) var classes: [String] = []
     /// The file (or name) it was loaded from.
     public let origin: String
@@ -81,6 +85,7 @@ public struct P0fDatabase: Sendable {
         var parser = P0fFileParser(origin: origin)
         try parser.parse(text)
         entries = parser.entries
+        keys = entries.map(MatchKey.init)
         classes = parser.classes
     }
 
@@ -91,13 +96,44 @@ public struct P0fDatabase: Sendable {
         return d
     }
 
-    /// p0f's tcp_find_match() for a SYN (`to_srv` = 1, no peer MSS).
+    /// The matching fields of an `Entry` (all plain values).
+    struct MatchKey {
+        var generic: Bool
+        var isApplication: Bool
+        var badTTL: Bool
+        var ipVersion: Int
+        var ttl: Int
+        var ipOptionsLength: Int
+        var mss: Int
+        var window: WindowRule
+        var windowScale: Int
+        var optionLayout: InlineBytes
+        var eolPadding: Int
+        var quirks: P0fQuirks
+        var payloadClass: Int
+
+        init(_ e: Entry) {
+            generic = e.generic; isApplication = e.isApplication; badTTL = e.badTTL; ipVersion = e.ipVersion
+            ttl = e.ttl; ipOptionsLength = e.ipOptionsLength; mss = e.mss; window = e.window
+            windowScale = e.windowScale; optionLayout = e.optionLayout; eolPadding = e.eolPadding
+            quirks = e.quirks; payloadClass = e.payloadClass
+        }
+    }
+
+    /// p0f's tcp_find_match() for a SYN (`to_srv` = 1, no peer MSS). Allocates nothing.
     public func match(_ sig: P0fSignature) -> Match? {
-        var fuzzyMatch: Entry? = nil
-        var genericMatch: Entry? = nil
+        guard let (i, fuzzy, distance) = matchIndex(sig) else { return nil }
+        return Match(entry: entries[i], fuzzy: fuzzy, distance: distance)
+    }
+
+    /// The index in `entries` of the match, whether it is fuzzy, and the hop distance.
+    public func matchIndex(_ sig: P0fSignature) -> (index: Int, fuzzy: Bool, distance: Int)? {
+        var fuzzyMatch: Int? = nil
+        var genericMatch: Int? = nil
         let win = sig.windowMultiple
         let observedTTL = Int(sig.ttl)
-        for ref in entries {
+        for index in keys.indices {
+            let ref = keys[index]
             guard ref.optionLayout == sig.optionLayout else { continue }
             var fuzzy = false
             var refQuirks = ref.quirks
@@ -135,23 +171,24 @@ public struct P0fDatabase: Sendable {
             }
             if !fuzzy {
                 if !ref.generic {
-                    return Match(entry: ref, fuzzy: false, distance: ref.ttl - observedTTL)
+                    return (index, false, ref.ttl - observedTTL)
                 } else if genericMatch == nil {
-                    genericMatch = ref
+                    genericMatch = index
                 }
             } else if fuzzyMatch == nil {
-                fuzzyMatch = ref
+                fuzzyMatch = index
             }
         }
-        if let g = genericMatch { return Match(entry: g, fuzzy: false, distance: g.ttl - observedTTL) }
-        guard let f = fuzzyMatch, !f.isApplication else { return nil }
+        if let g = genericMatch { return (g, false, keys[g].ttl - observedTTL) }
+        guard let fi = fuzzyMatch, !keys[fi].isApplication else { return nil }
+        let f = keys[fi]
         let dist: Int
         if f.ttl < observedTTL || (!f.badTTL && f.ttl - observedTTL > P0fSignature.maxDistance) {
             dist = sig.guessedDistance
         } else {
             dist = f.ttl - observedTTL
         }
-        return Match(entry: f, fuzzy: true, distance: dist)
+        return (fi, true, dist)
     }
 }
 
@@ -403,7 +440,7 @@ struct P0fFileParser {
             c = nxt + 1
         }
         // Option layout.
-        var layout: [UInt8] = []
+        var layout = InlineBytes()
         var eolPad = 0
         func hasPrefix(_ p: String) -> Bool {
             let u = Array(p.utf8)

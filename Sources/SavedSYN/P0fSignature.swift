@@ -46,7 +46,7 @@ public struct P0fSignature: Equatable, Hashable, Sendable {
     /// 0 when the SYN has no window scale option.
     public var windowScale: Int
     /// Option kinds in order, at most 24 (p0f's MAX_TCP_OPT).
-    public var optionLayout: [UInt8]
+    public var optionLayout: InlineBytes
     /// Bytes after EOL up to the end of the option area.
     public var eolPadding: Int
     public var quirks: P0fQuirks
@@ -71,111 +71,106 @@ public struct P0fSignature: Equatable, Hashable, Sendable {
     ///   network-order word with a boolean, which on little-endian hosts tests the first byte's low bit);
     /// - `opt+` is not set when the only non-zero byte after EOL is the last byte of the option area.
     /// p0f skips IPv6 packets with extension headers; for those we count the extension headers' length
-    /// as `olen` (p0f never prints such a signature).
-    public init(packet: SYNPacket) {
+    /// as `olen` (p0f never prints such a signature). Allocates nothing.
+    public init(headers h: SYNHeaders) {
         var q: P0fQuirks = []
-        switch packet.ip {
-        case let .v4(h):
-            ipVersion = 4
-            ttl = h.ttl
-            ipOptionsLength = h.headerLength - 20
-            tos = h.tos >> 2
-            if h.tos & 0x03 != 0 { q.insert(.ecn) }
+        ipVersion = h.ipVersion
+        ttl = h.ttl
+        tos = h.tos >> 2
+        if h.tos & 0x03 != 0 { q.insert(.ecn) }
+        if h.ipVersion == 4 {
+            ipOptionsLength = h.networkHeaderLength - 20
             if h.reservedFlag { q.insert(.nonZeroMBZ) }
             if h.dontFragment {
                 q.insert(.df)
-                if h.identification != 0 { q.insert(.nonZeroID) }
-            } else if h.identification == 0 {
+                if h.ipID != 0 { q.insert(.nonZeroID) }
+            } else if h.ipID == 0 {
                 q.insert(.zeroID)
             }
-            totalHeaderLength = h.headerLength
-        case let .v6(h):
-            ipVersion = 6
-            ttl = h.hopLimit
-            ipOptionsLength = packet.ip.headerLength - 40
-            tos = h.trafficClass >> 2
+            totalHeaderLength = h.networkHeaderLength
+        } else {
+            ipOptionsLength = h.networkHeaderLength - 40
             if h.flowLabel != 0 { q.insert(.flow) }
-            if h.trafficClass & 0x03 != 0 { q.insert(.ecn) }
             totalHeaderLength = 40
         }
-        let t = packet.tcp
-        totalHeaderLength += t.headerLength
-        window = t.window
-        if t.flags.contains(.ece) || t.flags.contains(.cwr) || t.flags.contains(.ns) { q.insert(.ecn) }
-        if t.sequence == 0 { q.insert(.zeroSeq) }
-        if t.flags.contains(.ack) {
-            if t.acknowledgment == 0 { q.insert(.zeroAck) }
-        } else if !t.flags.contains(.rst) && (t.acknowledgment >> 24) & 1 != 0 {
+        totalHeaderLength += h.tcpHeaderLength
+        window = h.window
+        let f = h.flags
+        if f.contains(.ece) || f.contains(.cwr) || f.contains(.ns) { q.insert(.ecn) }
+        if h.sequence == 0 { q.insert(.zeroSeq) }
+        if f.contains(.ack) {
+            if h.acknowledgment == 0 { q.insert(.zeroAck) }
+        } else if !f.contains(.rst) && (h.acknowledgment >> 24) & 1 != 0 {
             q.insert(.nonZeroAck)
         }
-        if t.flags.contains(.urg) {
+        if f.contains(.urg) {
             q.insert(.urg)
-        } else if t.urgentPointer != 0 {
+        } else if h.urgentPointer != 0 {
             q.insert(.nonZeroUrgPtr)
         }
-        if t.flags.contains(.psh) { q.insert(.push) }
-        hasPayload = packet.payloadLength > 0
+        if f.contains(.psh) { q.insert(.push) }
+        hasPayload = h.payloadLength > 0
 
         // p0f's option walk over the raw option bytes.
-        let o = t.optionBytes
-        let end = o.count
+        let end = h.tcpOptions.count
         var i = 0
-        var layout: [UInt8] = []
-        layout.reserveCapacity(8)
+        var layout = InlineBytes()
         var eolPad = 0, mssV = 0, ws = 0
         var ts1V: UInt32 = 0
         var aborted = false
-        let isPlainSYN = t.flags.intersection([.syn, .ack, .fin, .rst]) == .syn
-        walk: while i < end && layout.count < Self.maxOptions {
-            let kind = o[i]
-            layout.append(kind)
-            i += 1
-            switch kind {
-            case 0:
-                eolPad = end - i
-                while i < end {
-                    let byte = o[i]
-                    i += 1
-                    if byte != 0 { break }
-                }
-                if i != end {
-                    q.insert(.optAfterEOLNonZero)
-                    i = end
-                }
-            case 1:
-                break
-            case 2:
-                if i + 3 > end { aborted = true; break walk }
-                if o[i] != 4 { q.insert(.badOptions) }
-                mssV = Int(o[i + 1]) << 8 | Int(o[i + 2])
-                i += 3
-            case 3:
-                if i + 2 > end { aborted = true; break walk }
-                if o[i] != 3 { q.insert(.badOptions) }
-                ws = Int(o[i + 1])
-                if ws > 14 { q.insert(.excessiveWScale) }
-                i += 2
-            case 4:
-                if i + 1 > end { aborted = true; break walk }
-                if o[i] != 2 { q.insert(.badOptions) }
+        h.tcpOptions.withUnsafeBytes { o in
+            let isPlainSYN = f.intersection([.syn, .ack, .fin, .rst]) == .syn
+            walk: while i < end && layout.count < Self.maxOptions {
+                let kind = o[i]
+                layout.append(kind)
                 i += 1
-            case 5:
-                if i == end { aborted = true; break walk }
-                let len = Int(o[i])
-                if len < 10 || len > 34 || i - 1 + len > end { aborted = true; break walk }
-                i += len - 1
-            case 8:
-                if i + 9 > end { aborted = true; break walk }
-                if o[i] != 10 { q.insert(.badOptions) }
-                ts1V = UInt32(o[i + 1]) << 24 | UInt32(o[i + 2]) << 16 | UInt32(o[i + 3]) << 8 | UInt32(o[i + 4])
-                if ts1V == 0 { q.insert(.zeroTS1) }
-                if isPlainSYN && (o[i + 5] | o[i + 6] | o[i + 7] | o[i + 8]) != 0 { q.insert(.nonZeroTS2) }
-                i += 9
-            default:
-                if i == end { aborted = true; break walk }
-                let len = Int(o[i])
-                if len < 2 || len > 40 || i - 1 + len > end { aborted = true; break walk }
-                i += len - 1
+                switch kind {
+                case 0:
+                    eolPad = end - i
+                    while i < end {
+                        let byte = o[i]
+                        i += 1
+                        if byte != 0 { break }
+                    }
+                    if i != end {
+                        q.insert(.optAfterEOLNonZero)
+                        i = end
+                    }
+                case 1:
+                    break
+                case 2:
+                    if i + 3 > end { aborted = true; break walk }
+                    if o[i] != 4 { q.insert(.badOptions) }
+                    mssV = Int(o[i + 1]) << 8 | Int(o[i + 2])
+                    i += 3
+                case 3:
+                    if i + 2 > end { aborted = true; break walk }
+                    if o[i] != 3 { q.insert(.badOptions) }
+                    ws = Int(o[i + 1])
+                    if ws > 14 { q.insert(.excessiveWScale) }
+                    i += 2
+                case 4:
+                    if i + 1 > end { aborted = true; break walk }
+                    if o[i] != 2 { q.insert(.badOptions) }
+                    i += 1
+                case 5:
+                    if i == end { aborted = true; break walk }
+                    let len = Int(o[i])
+                    if len < 10 || len > 34 || i - 1 + len > end { aborted = true; break walk }
+                    i += len - 1
+                case 8:
+                    if i + 9 > end { aborted = true; break walk }
+                    if o[i] != 10 { q.insert(.badOptions) }
+                    ts1V = UInt32(o[i + 1]) << 24 | UInt32(o[i + 2]) << 16 | UInt32(o[i + 3]) << 8 | UInt32(o[i + 4])
+                    if ts1V == 0 { q.insert(.zeroTS1) }
+                    if isPlainSYN && (o[i + 5] | o[i + 6] | o[i + 7] | o[i + 8]) != 0 { q.insert(.nonZeroTS2) }
+                    i += 9
+                default:
+                    if i == end { aborted = true; break walk }
+                    let len = Int(o[i])
+                    if len < 2 || len > 40 || i - 1 + len > end { aborted = true; break walk }
+                    i += len - 1
+                }
             }
         }
         if aborted || i != end { q.insert(.badOptions) }
@@ -222,41 +217,66 @@ public struct P0fSignature: Equatable, Hashable, Sendable {
 
     /// The raw signature exactly as p0f 3.09b prints it as `raw_sig` for a SYN.
     public var rawSignature: String {
-        var s = String(ipVersion)
-        s += ":"
-        s += String(ttl)
-        let dist = guessedDistance
-        s += dist > Self.maxDistance ? "+?" : "+" + String(dist)
-        s += ":" + String(ipOptionsLength) + ":" + String(mss) + ":"
-        if let m = windowMultiple {
-            s += (m.ofMTU ? "mtu*" : "mss*") + String(m.multiplier)
-        } else {
-            s += String(window)
+        ASCIIText.make { w in
+            w.number(ipVersion)
+            w.byte(UInt8(ascii: ":"))
+            w.number(ttl)
+            let dist = guessedDistance
+            if dist > Self.maxDistance {
+                w.text("+?")
+            } else {
+                w.byte(UInt8(ascii: "+"))
+                w.number(dist)
+            }
+            w.byte(UInt8(ascii: ":"))
+            w.number(ipOptionsLength)
+            w.byte(UInt8(ascii: ":"))
+            w.number(mss)
+            w.byte(UInt8(ascii: ":"))
+            if let m = windowMultiple {
+                w.text(m.ofMTU ? "mtu*" : "mss*")
+                w.number(m.multiplier)
+            } else {
+                w.number(window)
+            }
+            w.byte(UInt8(ascii: ","))
+            w.number(windowScale)
+            w.byte(UInt8(ascii: ":"))
+            Self.writeLayout(optionLayout, eolPadding: eolPadding, to: &w)
+            w.byte(UInt8(ascii: ":"))
+            var first = true
+            for (q, name) in P0fQuirks.names where quirks.contains(q) {
+                if !first { w.byte(UInt8(ascii: ",")) }
+                first = false
+                for b in name.utf8 { w.byte(b) }
+            }
+            w.text(hasPayload ? ":+" : ":0")
         }
-        s += "," + String(windowScale) + ":"
-        s += Self.layoutText(optionLayout, eolPadding: eolPadding)
-        s += ":"
-        s += quirks.names.joined(separator: ",")
-        s += hasPayload ? ":+" : ":0"
-        return s
     }
 
     /// p0f's option-layout text: `mss,nop,ws,sok,ts`, `eol+N`, `?N` for other kinds.
-    static func layoutText(_ layout: [UInt8], eolPadding: Int) -> String {
-        var parts: [String] = []
-        parts.reserveCapacity(layout.count)
+    public var optionLayoutText: String { Self.layoutText(optionLayout, eolPadding: eolPadding) }
+
+    /// p0f's option-layout text: `mss,nop,ws,sok,ts`, `eol+N`, `?N` for other kinds.
+    static func layoutText<C: Collection>(_ layout: C, eolPadding: Int) -> String where C.Element == UInt8 {
+        ASCIIText.make { writeLayout(layout, eolPadding: eolPadding, to: &$0) }
+    }
+
+    static func writeLayout<C: Collection>(_ layout: C, eolPadding: Int, to w: inout ASCIIText) where C.Element == UInt8 {
+        var first = true
         for k in layout {
+            if !first { w.byte(UInt8(ascii: ",")) }
+            first = false
             switch k {
-            case 0: parts.append("eol+" + String(eolPadding))
-            case 1: parts.append("nop")
-            case 2: parts.append("mss")
-            case 3: parts.append("ws")
-            case 4: parts.append("sok")
-            case 5: parts.append("sack")
-            case 8: parts.append("ts")
-            default: parts.append("?" + String(k))
+            case 0: w.text("eol+"); w.number(eolPadding)
+            case 1: w.text("nop")
+            case 2: w.text("mss")
+            case 3: w.text("ws")
+            case 4: w.text("sok")
+            case 5: w.text("sack")
+            case 8: w.text("ts")
+            default: w.byte(UInt8(ascii: "?")); w.number(k)
             }
         }
-        return parts.joined(separator: ",")
     }
 }

@@ -122,9 +122,9 @@ enum Condition: Sendable {
         case let .os(g): return g.matches(fp.os ?? "unknown")
         case let .fingerprint(p): return p.matches(fp.muonFP)
         case let .ttl(t): return t.matches(Int(fp.p0f.ttl))
-        case let .mss(t): return fp.packet.tcp.mss.map { t.matches(Int($0)) } ?? false
-        case let .wscale(t): return fp.packet.tcp.windowScale.map { t.matches(Int($0)) } ?? false
-        case let .options(g): return g.matches(P0fSignature.layoutText(fp.p0f.optionLayout, eolPadding: fp.p0f.eolPadding))
+        case let .mss(t): return fp.headers.mss.map { t.matches(Int($0)) } ?? false
+        case let .wscale(t): return fp.headers.windowScale.map { t.matches(Int($0)) } ?? false
+        case let .options(g): return g.matches(fp.p0f.optionLayoutText)
         case let .distance(t): return t.matches(fp.facts.distance)
         case let .quirks(p, a): return fp.p0f.quirks.isSuperset(of: p) && fp.p0f.quirks.isDisjoint(with: a)
         }

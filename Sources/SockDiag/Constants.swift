@@ -2,6 +2,8 @@
 public enum SockDiagConstants {
     /// Message types on `NETLINK_SOCK_DIAG`.
     public static let sockDiagByFamily: UInt16 = 20
+    /// Legacy TCP dump request (`struct inet_diag_req`); dumps both families in one walk.
+    public static let tcpDiagGetSock: UInt16 = 18
     public static let sockDestroy: UInt16 = 21
 
     /// `enum { INET_DIAG_* }`: reply attributes.

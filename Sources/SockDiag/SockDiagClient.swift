@@ -15,6 +15,11 @@ public struct DumpQuery: Sendable {
     public var unixShow: UInt32 = UnixDiagRequest().show
     /// Bytecode per family (`AF_INET`, `AF_INET6`); absent or empty = no kernel filter.
     public var bytecode: [UInt8: [UInt8]] = [:]
+    /// TCP over both families in one walk of the kernel's hash tables instead of one per family:
+    /// the legacy `TCPDIAG_GETSOCK` request dumps with family AF_UNSPEC (inet_diag_dump_compat).
+    /// Uses `bytecode[AF_INET6]`, so that program must be right for AF_INET sockets too (ours is:
+    /// host conditions carry their family and the kernel compares per socket).
+    public var tcpInOneWalk = false
 
     public init(kinds: [SocketKind], families: [UInt8] = [UInt8(AF_INET), UInt8(AF_INET6)], states: UInt32) {
         self.kinds = kinds
@@ -57,6 +62,23 @@ public final class SockDiagClient {
                 continue
             }
             guard let proto = kind.ipProtocol else { continue }
+            if kind == .tcp && query.tcpInOneWalk && Set(query.families) == [UInt8(AF_INET), UInt8(AF_INET6)] {
+                // struct inet_diag_req: family (AF_UNSPEC), src_len, dst_len, ext, id, states, dbs.
+                var payload: [UInt8] = [0, 0, 0, query.extensions.rawValue]
+                InetSocketID(family: UInt8(AF_INET)).write(into: &payload)
+                payload.appendInteger(query.states)
+                payload.appendInteger(UInt32(0))
+                var request = NetlinkRequest(type: SockDiagConstants.tcpDiagGetSock, flags: [], payload: payload)
+                if let bc = query.bytecode[UInt8(AF_INET6)], !bc.isEmpty {
+                    request.attributes.append(type: SockDiagConstants.InetRequestAttribute.bytecode, payload: bc)
+                }
+                try runDump(request, operation: "TCPDIAG_GETSOCK(inet+inet6 tcp)") { p in
+                    var s = try Socket(inetDiag: p, kind: kind)
+                    try body(&s)
+                    return s.cookie
+                }
+                continue
+            }
             for family in query.families {
                 var req = InetDiagRequest(family: family, ipProtocol: proto, states: query.states)
                 req.extensions = query.extensions

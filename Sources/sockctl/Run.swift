@@ -12,6 +12,8 @@ struct Run: ParsableCommand {
         reuseport=1, backlog=N (default 4096), nonblock=1, v6only=0|1, mode=0660 (unix paths).
         Listeners inherited from our own parent (systemd socket activation) are adopted by name.
         The child gets LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID (its own pid), NOTIFY_SOCKET and SOCKCTL_GENERATION.
+        With --fd-store-max N, fds a generation sends with FDSTORE=1 (FDNAME=NAME) are held and passed to every
+        later generation after the listeners; FDSTOREREMOVE=1 with FDNAME drops them.
         `sockctl upgrade NAME` or SIGHUP starts the next generation; SIGTERM stops everything.
         """
     )
@@ -22,7 +24,7 @@ struct Run: ParsableCommand {
     @Option(help: "A listener URL (repeatable).")
     var listen: [String] = []
 
-    @Option(help: "Readiness: notify | tcp | tcp://ADDR:PORT | http://ADDR:PORT/PATH | delay:2s.")
+    @Option(help: "Readiness: notify | tcp | tcp://ADDR:PORT | http://ADDR:PORT/PATH | delay:2s; {generation} in ADDR or PATH becomes the new generation's number.")
     var ready: String = "notify"
 
     @Option(help: "How long a new generation may take to become ready.")
@@ -33,6 +35,9 @@ struct Run: ParsableCommand {
 
     @Option(help: "Signal that tells a generation to stop (name or number).")
     var stopSignal: String = "TERM"
+
+    @Option(help: "How many fds generations may deposit with sd_notify FDSTORE=1 (0: none); later generations get them after the listeners.")
+    var fdStoreMax: Int = 0
 
     @Flag(help: "Check and set net.ipv4.tcp_migrate_req=1 in this network namespace (servers with their own SO_REUSEPORT listeners).")
     var migrate = false
@@ -65,6 +70,8 @@ struct Run: ParsableCommand {
             config.drainTimeout = try DurationParser.parse(drainTimeout, option: "--drain-timeout")
             config.stopSignal = try parseSignal(stopSignal)
             config.migrate = migrate
+            guard (0...1000).contains(fdStoreMax) else { throw HandoffError.config("--fd-store-max \(fdStoreMax): expected 0...1000") }
+            config.fdStoreMax = fdStoreMax
             let supervisor = Supervisor(config: config)
             try supervisor.start()
             throw ExitCode(supervisor.run())

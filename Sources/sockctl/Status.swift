@@ -37,6 +37,7 @@ struct Status: ParsableCommand {
         if let last = s.lastUpgrade { print("last upgrade: \(last)") }
         print("listeners:")
         for l in s.listeners { print("  \(l.name)\tfd \(l.fd)\t\(l.url)\(l.inherited ? " (inherited)" : "")") }
+        if let stored = s.storedFds, !stored.isEmpty { print("fd store (FDSTORE=1): \(stored.joined(separator: ", "))") }
         print("generations:")
         if s.generations.isEmpty { print("  none running (listeners held; restart pending)") }
         for g in s.generations { print("  \(g.generation)\tpid \(g.pid)\t\(g.state)\tup \(g.uptimeMs) ms") }

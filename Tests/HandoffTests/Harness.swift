@@ -35,6 +35,12 @@ final class TestNamespace {
         return p
     }
 
+    /// `sockctl run` expected to fail at start: bounded by timeout(1), so that one that starts after
+    /// all ends the test (status 124) instead of hanging it.
+    func runExpectingFailure(_ args: [String], seconds: Int = 20) throws -> (status: Int32, out: String, err: String) {
+        try run(["timeout", String(seconds)] + args)
+    }
+
     func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
         let out = Pipe(), err = Pipe()
         let p = Process()
@@ -78,6 +84,7 @@ let sockctlBin = productsDir + "/sockctl"
 let serverBin = productsDir + "/handoff-example-server"
 let repoDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 let loadgen = repoDir + "/scripts/handoff-loadgen.py"
+let testServer = repoDir + "/scripts/handoff-test-server.py"
 
 /// The load generator's final counts.
 struct LoadResult: Decodable {
@@ -86,6 +93,12 @@ struct LoadResult: Decodable {
     var failed_connections: Int
     var failed_requests: Int
     var errors: [String: Int]
+    var datagrams: Int
+    var lost_datagrams: Int
+    var unix_requests: Int
+    var failed_unix: Int
+    /// "gen N" → datagrams that generation answered.
+    var answered_by: [String: Int]
 }
 
 /// A running load generator inside a namespace.
@@ -93,8 +106,8 @@ final class Load {
     let process: Process
     let out = Pipe()
 
-    init(in ns: TestNamespace, port: Int, new: Int = 3, keepalive: Int = 3) throws {
-        process = try ns.spawn(["python3", loadgen, "--port", String(port), "--new", String(new), "--keepalive", String(keepalive)], stdout: out)
+    init(in ns: TestNamespace, port: Int, new: Int = 3, keepalive: Int = 3, extra: [String] = []) throws {
+        process = try ns.spawn(["python3", loadgen, "--port", String(port), "--new", String(new), "--keepalive", String(keepalive)] + extra, stdout: out)
         // Wait for "started".
         var line = Data()
         while !line.contains(0x0a) { line += out.fileHandleForReading.availableData }

@@ -166,15 +166,18 @@ struct TestFailure: Error, CustomStringConvertible { var description: String; in
     @Test func badInputExitsWithAClearMessage() throws {
         let ns = try TestNamespace("bad")
         defer { ns.delete() }
-        let badURL = try ns.run([sockctlBin, "run", "--name", ns.name, "--listen", "tcp://nowhere:80", "--", serverBin])
+        let badURL = try ns.runExpectingFailure([sockctlBin, "run", "--name", ns.name, "--listen", "tcp://nowhere:80", "--", serverBin])
         #expect(badURL.status == 2 && badURL.err.contains("bad --listen URL 'tcp://nowhere:80'"), "\(badURL.err)")
-        let noCmd = try ns.run([sockctlBin, "run", "--name", ns.name, "--listen", "tcp://127.0.0.1:80", "--", "/nonexistent/server"])
+        let noCmd = try ns.runExpectingFailure([sockctlBin, "run", "--name", ns.name, "--listen", "tcp://127.0.0.1:80", "--", "/nonexistent/server"])
         #expect(noCmd.status == 2 && noCmd.err.contains("cannot run '/nonexistent/server'"), "\(noCmd.err)")
-        let holder = try ns.spawn(["python3", "-c", "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',81)); s.listen(); time.sleep(30)"])
+        let bound = Pipe()
+        let holder = try ns.spawn(["python3", "-c", "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',81)); s.listen(); print('bound', flush=True); time.sleep(30)"],
+                                  stdout: bound)
         defer { holder.terminate() }
-        usleep(300_000)
-        let inUse = try ns.run([sockctlBin, "run", "--name", ns.name, "--listen", "tcp://127.0.0.1:81", "--", serverBin])
-        #expect(inUse.status == 2 && inUse.err.contains("Address already in use"), "\(inUse.err)")
+        _ = bound.fileHandleForReading.availableData  // "bound": port 81 is taken
+        let inUse = try ns.runExpectingFailure([sockctlBin, "run", "--name", ns.name, "--listen", "tcp://127.0.0.1:81", "--", serverBin])
+        #expect(inUse.status == 2 && inUse.err.contains("bind(tcp://127.0.0.1:81) failed: Address already in use") &&
+                inUse.err.contains("another socket is bound there"), "\(inUse.err)")
         #expect(!FileManager.default.fileExists(atPath: "/run/sockctl/\(ns.name).sock"))
         let noSup = try ns.run([sockctlBin, "upgrade", ns.name])
         #expect(noSup.status == 2 && noSup.err.contains("no supervisor named"))

@@ -44,20 +44,6 @@ import Glibc
     @Test func duplicateNamesAreRefused() {
         #expect(throws: HandoffError.self) { try ListenerSpec.parseAll(["tcp://:80", "tcp://127.0.0.1:80"]) }
     }
-
-    @Test func addressInUseIsAConfigErrorWithAdvice() throws {
-        var first = try ListenerSpec.parse("tcp://127.0.0.1:0")
-        let a = try Listener.open(first)
-        defer { close(a.fd) }
-        first.port = InetAddress.local(of: a.fd)!.port
-        do {
-            _ = try Listener.open(first)
-            Issue.record("second bind succeeded")
-        } catch let error as HandoffError {
-            #expect(error.exitStatus == 2)
-            #expect(error.description.contains("bind") && error.description.contains("another socket is bound"))
-        }
-    }
 }
 
 @Suite struct ListenFDsTests {

@@ -51,11 +51,15 @@ import Testing
 
     @Test func sameSocketsAsSS() throws {
         let ns = try TestNamespace("list")
-        // A veth pair whose far end has no address: SYNs to 10.30.0.2 wait on ARP forever (SYN-SENT).
+        // A veth pair whose far end has no address: SYNs to 10.30.0.2 go out and are never answered
+        // (SYN-SENT). The permanent neighbour entry matters: were the SYN left waiting on ARP, the
+        // failed resolution (about 3 s) would report "host unreachable" and end the connect, so a
+        // slow run would find no SYN-SENT socket.
         ns.exec(["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"])
         ns.exec(["ip", "addr", "add", "10.30.0.1/24", "dev", "v0"])
         ns.exec(["ip", "link", "set", "v0", "up"])
         ns.exec(["ip", "link", "set", "v1", "up"])
+        ns.exec(["ip", "neigh", "add", "10.30.0.2", "lladdr", "02:00:00:00:30:02", "dev", "v0", "nud", "permanent"])
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent(ns.name).path
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }

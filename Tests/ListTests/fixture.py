@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Socket fixture for the list oracle test. Runs inside a test network namespace that has lo up and
-a veth v0 with 10.30.0.1/24 whose peer has no address (SYNs to 10.30.0.2 go nowhere: SYN-SENT). Opens TCP, UDP and
+a veth v0 with 10.30.0.1/24 whose peer has no address (SYNs to 10.30.0.2 go out unanswered: SYN-SENT; the test adds a permanent neighbour entry). Opens TCP, UDP and
 UNIX sockets in many states over IPv4 and IPv6, prints READY, holds them until stdin closes."""
 import os, socket, sys, time
 

@@ -190,6 +190,16 @@ import Glibc
         guard case let .syn(normal) = try SYNCapture.read(accepted: a2) else { Issue.record("no SYN"); return }
         #expect(try SYNFingerprint(bytes: normal).p0f.optionLayout == fp.p0f.optionLayout)
         #expect(try SYNFingerprint(bytes: normal, database: BuiltinSignatures.database).os == "Linux 4.x-6.x (loopback)")
+
+        // The allocation-free read: stack buffer straight into SYNHeaders; then "no SYN" as well.
+        let c3 = try ns.run { try connectTo(family: AF_INET, address: "127.0.0.1", port: port) }
+        defer { close(c3) }
+        let a3 = try acceptWithin(l)
+        defer { close(a3) }
+        guard case let .headers(h) = try SYNCapture.readHeaders(accepted: a3) else { Issue.record("no headers"); return }
+        #expect(h.sourcePort == localPort(c3) && h.destinationPort == port && h.flags == .syn)
+        #expect(P0fSignature(headers: h).optionLayout == fp.p0f.optionLayout)
+        #expect(try SYNCapture.readHeaders(accepted: a3) == .noSYN)
     }
 
     @Test func macHeaderModeAndNoSaveSYN() throws {
