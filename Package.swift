@@ -193,3 +193,14 @@ if Context.environment["SOCKCTL_BENCHMARKS"] == "1" {
         ),
     ]
 }
+
+// --- list start-up (issue 3): release builds of the `sockctl` command link the Swift runtime and
+// Foundation statically (what `swift build --static-swift-stdlib` does, for this one product).
+// Loading ~15 shared Swift libraries and binding their symbols cost about half of a short run.
+// The compile flag makes the static Foundation modules' link dependencies (ICU) known to the
+// linker. Debug builds (tests) stay dynamic.
+for target in package.targets where target.name == "sockctl" {
+    let staticStdlib = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-static-stdlib"], staticStdlib)]
+    target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"], staticStdlib)]
+}

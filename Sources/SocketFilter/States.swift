@@ -4,8 +4,9 @@ import SockDiag
 /// `inet_diag_req_v2.idiag_states` (bit n = kernel `TCP_*` state n, include/net/tcp_states.h).
 public enum StateNames {
     static func bit(_ s: SocketState) -> UInt32 { s.mask }
-    /// ss's `SS_ALL`: every state bit up to `TCP_BOUND_INACTIVE` (bits 0-13).
-    public static let all: UInt32 = (1 << 14) - 1
+    /// `state all` (and the base of `exclude`, `connected`, `big`...): every state but
+    /// bound-inactive, which is dumped only when named (see `SocketState.dumpAllMask`).
+    public static let all: UInt32 = SocketState.dumpAllMask
     /// ss's default for inet sockets (`SS_CONN`): all but listening, closed, time-wait, syn-recv.
     public static let defaultConnected: UInt32 =
         all & ~(bit(.listen) | bit(.close) | bit(.timeWait) | bit(.synRecv))

@@ -11,7 +11,7 @@ struct FD: ParsableCommand {
     )
 
     struct Send: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Send this process's fds, by name, to a unix socket (e.g. a `sockctl fd hold`).")
+        static let configuration = CommandConfiguration(commandName: "send", abstract: "Send this process's fds, by name, to a unix socket (e.g. a `sockctl fd hold`).")
         @Option(help: "The unix socket path to send to.") var to: String
         @Argument(help: "NAME=FD pairs, e.g. http=3 (fds this command inherited).") var pairs: [String]
 
@@ -33,7 +33,7 @@ struct FD: ParsableCommand {
     }
 
     struct Hold: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Hold fds sent to SOCKET until a process claims them or the TTL ends (exit 1).")
+        static let configuration = CommandConfiguration(commandName: "hold", abstract: "Hold fds sent to SOCKET until a process claims them or the TTL ends (exit 1).")
         @Option(help: "The unix socket path to listen on.") var at: String
         @Option(help: "How long to hold the fds.") var ttl: String = "30s"
 
@@ -49,7 +49,7 @@ struct FD: ParsableCommand {
     }
 
     struct Claim: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Claim the fds held at SOCKET and run CMD with them (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID).")
+        static let configuration = CommandConfiguration(commandName: "claim", abstract: "Claim the fds held at SOCKET and run CMD with them (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID).")
         @Option(help: "The holder's unix socket path.") var from: String
         @Argument(parsing: .captureForPassthrough, help: "-- CMD ARGS") var command: [String] = []
 

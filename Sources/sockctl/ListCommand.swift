@@ -89,18 +89,38 @@ struct SocketQuery {
         let lookup = needProcesses ? try ProcessLookup() : nil
         let owners: ((UInt32) throws -> [SocketProcess])? = lookup.map { l in { try l.owners($0) } }
         var w = ByteWriter()
-        printer.writeHeader(&w)
         var count = 0
         let sel = selectors
         let families = selectors.families
+        // The table's columns are sized to the first rows (up to `alignWindow` of them, held until
+        // then): ss sizes them to the whole listing, which means holding all of it.
+        var window: [(Socket, String?)] = []
+        var aligning = !output.json
+        func releaseWindow() {
+            guard aligning else { return }
+            aligning = false
+            printer.writeHeader(&w)
+            for (s, iface) in window { printer.write(s, iface: iface, into: &w) }
+            window = []
+        }
+        if aligning { printer.startMeasuring() } else { printer.writeHeader(&w) }
         // Sockets wait for the process index only when they need it; the scan runs alongside the dump.
         func emit(_ s: Socket, _ iface: String?) throws {
             var s = s
             if let owners, s.processes.isEmpty { s.processes = try owners(s.inode) }
-            printer.write(s, iface: iface, into: &w)
             count += 1
+            if aligning {
+                printer.widen(for: s, iface: iface)
+                window.append((s, iface))
+                if window.count < Self.alignWindow { return }
+                releaseWindow()
+            } else {
+                printer.write(s, iface: iface, into: &w)
+            }
             try w.flushIfNeeded()
         }
+        // What was found before a failure is still printed.
+        defer { releaseWindow(); try? w.flush() }
         if let spaces {
             typealias Batch = [(Socket, String?)]
             // A few batches in flight per namespace: enough to overlap dump and print, flat memory however many sockets.
@@ -127,7 +147,11 @@ struct SocketQuery {
             try SocketSelection.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
                                     extensions: ext, label: nil, owners: owners, emit)
         }
+        releaseWindow()
         try w.flush()
         return count
     }
+
+    /// How many rows the table's column widths are measured over before the first line is printed.
+    static let alignWindow = 1000
 }

@@ -5,6 +5,7 @@ import Handoff
 /// `sockctl run`: hold listeners and supervise generations of a server (see Handoff.Supervisor).
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Start a server with listeners it inherits (LISTEN_FDS), and upgrade it without dropping a connection.",
         discussion: """
         Listener URLs: tcp://ADDR:PORT, tcp://[::1]:PORT, udp://ADDR:PORT, unix:///PATH, unix://@ABSTRACT.

@@ -18,7 +18,7 @@ struct SocketSelectors: ParsableArguments {
     var ipv4 = false
     @Flag(name: [.customShort("6"), .customLong("ipv6")], help: "Only IPv6 sockets.")
     var ipv6 = false
-    @Flag(name: [.short, .customLong("all")], help: "Sockets in every state (default: connected ones, as ss).")
+    @Flag(name: [.short, .customLong("all")], help: "Sockets in every state (default: connected ones, as ss); bound-inactive TCP sockets only with `state bound-inactive`.")
     var all = false
     @Flag(name: [.short, .customLong("listening")], help: "Only listening (and unconnected datagram) sockets.")
     var listening = false
@@ -52,7 +52,7 @@ struct SocketSelectors: ParsableArguments {
     /// (TCP and UNIX: connected states without SYN-RECV and TIME-WAIT; UDP and RAW: established;
     /// -l: listening and unconnected; -a: everything).
     func defaultStates(for kind: SocketKind) -> UInt32 {
-        if all { return SocketState.allMask }
+        if all { return SocketState.dumpAllMask }
         if listening { return SocketState.listen.mask | SocketState.close.mask }
         switch kind {
         case .udp, .raw: return SocketState.established.mask

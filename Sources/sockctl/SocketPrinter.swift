@@ -23,51 +23,113 @@ struct SocketPrinter {
         }
     }
 
+    /// Table columns, in order. Widths are the minimum a cell is padded to; a wider value pushes the
+    /// rest of its line to the right rather than being cut.
+    enum Column: Int, CaseIterable { case netns, netid, state, recvQ, sendQ, localAddress, localPort, peerAddress, peerPort }
+
+    /// Header texts; the address columns are right-aligned and their port columns left-aligned, so
+    /// that the header reads `Local Address:Port` across the pair, as in ss.
+    static let titles = ["Netns", "Netid", "State", "Recv-Q", "Send-Q", "Local Address", "Port", "Peer Address", "Port"]
+
+    /// Starting widths: the titles, and room for any IPv4 endpoint. Streaming output cannot know its
+    /// widest value (ss buffers the whole listing to find it); `widen(for:iface:)` grows these from
+    /// rows seen before the first line is printed.
+    var widths: [Int] = [16, 5, 10, 6, 6, 15, 5, 15, 5]
+
     func writeHeader(_ w: inout ByteWriter) {
         guard header, !json else { return }
-        if showNetns { w.write("Netns            ") }
-        if showNetid { w.write("Netid ") }
-        w.write("State      Recv-Q Send-Q Local Address:Port                Peer Address:Port                 ")
+        var none: [Int]? = nil
+        if showNetns { cell(&w, .netns, &none) { $0.write(Self.titles[0]) } }
+        if showNetid { cell(&w, .netid, &none) { $0.write(Self.titles[1]) } }
+        for c in [Column.state, .recvQ, .sendQ] { cell(&w, c, &none) { $0.write(Self.titles[c.rawValue]) } }
+        cell(&w, .localAddress, &none, right: true, separator: ":") { $0.write(Self.titles[5]) }
+        cell(&w, .localPort, &none) { $0.write(Self.titles[6]) }
+        cell(&w, .peerAddress, &none, right: true, separator: ":") { $0.write(Self.titles[7]) }
+        cell(&w, .peerPort, &none) { $0.write(Self.titles[8]) }
         if processes { w.write("Process") }
+        trimTrailingSpaces(&w)
         w.write("\n")
     }
 
-    /// Column text for an endpoint: `addr:port`, `[v6]:port`, `*` for port 0, `%iface` when bound.
-    private func endpoint(_ w: inout ByteWriter, _ a: InetAddress?, _ port: UInt16, iface: String?) -> Int {
-        let start = w.bytes.count
+    /// Starts measuring: widths shrink to the titles (ports keep room for five digits, which
+    /// ephemeral ports have) and then grow with `widen(for:iface:)`.
+    mutating func startMeasuring() {
+        widths = Self.titles.map { $0.utf8.count }
+        widths[Column.localPort.rawValue] = 5
+        widths[Column.peerPort.rawValue] = 5
+    }
+
+    /// Grows the column widths to fit this socket's line (nothing is written).
+    mutating func widen(for s: Socket, iface: String?) {
+        guard !json else { return }
+        var scratch = ByteWriter(fd: -1, flushThreshold: 0)
+        var grown: [Int]? = widths
+        writeCells(s, iface: iface, into: &scratch, &grown)
+        widths = grown!
+    }
+
+    /// Address text of an endpoint: `addr`, `[v6]`, `*` for none, `%iface` when bound to one.
+    private func address(_ w: inout ByteWriter, _ a: InetAddress?, iface: String?) {
         if let a {
             if a.isIPv4 { w.write(address: a) } else { w.write(byte: UInt8(ascii: "[")); w.write(address: a); w.write(byte: UInt8(ascii: "]")) }
         } else { w.write("*") }
         if let iface { w.write("%"); w.write(iface) }
-        w.write(":")
+    }
+
+    private func port(_ w: inout ByteWriter, _ port: UInt16) {
         if port == 0 { w.write("*") } else { w.write(port) }
-        return w.bytes.count - start
     }
 
     func write(_ s: Socket, iface: String?, into w: inout ByteWriter) {
         if json { writeJSON(s, iface: iface, into: &w) } else { writeLine(s, iface: iface, into: &w) }
     }
 
-    private func column(_ w: inout ByteWriter, width: Int, _ body: (inout ByteWriter) -> Void) {
+    /// One cell padded to its column's width, then `separator`. With `grow`, the width is raised to
+    /// fit instead (used to measure rows before printing).
+    private func cell(_ w: inout ByteWriter, _ c: Column, _ grow: inout [Int]?, right: Bool = false,
+                      separator: StaticString = " ", _ body: (inout ByteWriter) -> Void) {
         let start = w.bytes.count
         body(&w)
-        w.pad(width - (w.bytes.count - start))
-        w.write(" ")
+        let length = w.bytes.count - start
+        if grow != nil {
+            grow![c.rawValue] = max(grow![c.rawValue], length)
+        } else {
+            let pad = widths[c.rawValue] - length
+            if pad > 0 {
+                if right { w.bytes.insert(contentsOf: repeatElement(UInt8(ascii: " "), count: pad), at: start) } else { w.pad(pad) }
+            }
+        }
+        w.write(separator)
+    }
+
+    private func trimTrailingSpaces(_ w: inout ByteWriter) {
+        while w.bytes.last == UInt8(ascii: " ") { w.bytes.removeLast() }
+    }
+
+    /// The aligned columns of a line, up to and including the peer's port.
+    private func writeCells(_ s: Socket, iface: String?, into w: inout ByteWriter, _ grow: inout [Int]?) {
+        if showNetns { cell(&w, .netns, &grow) { $0.write(s.netns ?? "-") } }
+        if showNetid { cell(&w, .netid, &grow) { $0.write(Self.netid(s)) } }
+        cell(&w, .state, &grow) { $0.write(s.state.shortName) }
+        cell(&w, .recvQ, &grow) { $0.write(s.receiveQueue) }
+        cell(&w, .sendQ, &grow) { $0.write(s.sendQueue) }
+        if s.isUnix {
+            // ss's unix columns: path and inode, then the peer's `*` and inode.
+            cell(&w, .localAddress, &grow, right: true) { $0.write(s.path ?? "*") }
+            cell(&w, .localPort, &grow) { $0.write(s.inode) }
+            cell(&w, .peerAddress, &grow, right: true) { $0.write("*") }
+            cell(&w, .peerPort, &grow) { $0.write(s.peerInode ?? 0) }
+        } else {
+            cell(&w, .localAddress, &grow, right: true, separator: ":") { address(&$0, s.source, iface: iface) }
+            cell(&w, .localPort, &grow) { port(&$0, s.sourcePort) }
+            cell(&w, .peerAddress, &grow, right: true, separator: ":") { address(&$0, s.destination, iface: nil) }
+            cell(&w, .peerPort, &grow) { port(&$0, s.destinationPort) }
+        }
     }
 
     private func writeLine(_ s: Socket, iface: String?, into w: inout ByteWriter) {
-        if showNetns { column(&w, width: 16) { $0.write(s.netns ?? "-") } }
-        if showNetid { column(&w, width: 5) { $0.write(Self.netid(s)) } }
-        column(&w, width: 10) { $0.write(s.state.shortName) }
-        column(&w, width: 6) { $0.write(s.receiveQueue) }
-        column(&w, width: 6) { $0.write(s.sendQueue) }
-        if s.isUnix {
-            column(&w, width: 33) { w in w.write(s.path ?? "*"); w.write(" "); w.write(s.inode) }
-            column(&w, width: 33) { w in w.write("* "); w.write(s.peerInode ?? 0) }
-        } else {
-            column(&w, width: 33) { w in _ = endpoint(&w, s.source, s.sourcePort, iface: iface) }
-            column(&w, width: 33) { w in _ = endpoint(&w, s.destination, s.destinationPort, iface: nil) }
-        }
+        var none: [Int]? = nil
+        writeCells(s, iface: iface, into: &w, &none)
         if processes && !s.processes.isEmpty {
             w.write("users:(")
             for (i, p) in s.processes.enumerated() {
@@ -99,6 +161,7 @@ struct SocketPrinter {
             writeRate(&w, " pacing_rate:", t.pacingRate)
             w.write(" min_rtt:"); writeMs(&w, t.minRTT)
         }
+        trimTrailingSpaces(&w)
         w.write("\n")
     }
 

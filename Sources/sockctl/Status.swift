@@ -15,7 +15,7 @@ struct SupervisorAddress: ParsableArguments {
 
 /// `sockctl status NAME`: generations, pids, listeners and upgrades of a `sockctl run` supervisor.
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a supervisor's generations, listeners and upgrades.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show a supervisor's generations, listeners and upgrades.")
 
     @OptionGroup var supervisor: SupervisorAddress
 

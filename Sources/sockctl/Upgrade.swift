@@ -5,6 +5,7 @@ import Handoff
 /// `sockctl upgrade NAME`: ask a `sockctl run` supervisor for the next generation and wait for it.
 struct Upgrade: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "upgrade",
         abstract: "Start the next generation of a supervised server; exit 0 once it serves and the old one is gone.",
         discussion: "Exit status: 0 upgraded, 2 no such supervisor, 4 the upgrade failed or was refused (the old generation keeps serving)."
     )

@@ -109,6 +109,27 @@ import Testing
         #expect(labels.contains(named.name))
     }
 
+    /// A TCP socket that is bound but neither listens nor connects is left out of `-a` (as ss 6.1
+    /// leaves it out: asking the kernel for it walks the host-wide bind table) and listed when the
+    /// filter names its state.
+    @Test func boundInactiveOnlyWhenNamed() throws {
+        let ns = try TestNamespace("bound")
+        let holder = try Holder(["ip", "netns", "exec", ns.name, "python3", "-c",
+            "import socket,sys; b=socket.socket(); b.bind(('127.0.0.1',47010)); l=socket.socket(); l.bind(('127.0.0.1',47011)); l.listen(); print('READY',flush=True); sys.stdin.read()"])
+        defer { _ = holder }
+
+        let all = sh([sockctlBinary, "list", "--netns", ns.name, "-ta", "-H", "--json"])
+        #expect(all.status == 0)
+        #expect(try jsonLines(all.out).compactMap { $0["sport"] as? Int } == [47011])
+        #expect(Self.ssKeys(ns, "-ta") == (try Self.ourKeys(ns, "-ta")))
+
+        let named = sh([sockctlBinary, "list", "--netns", ns.name, "-t", "-H", "--json", "state bound-inactive"])
+        #expect(named.status == 0)
+        let objs = try jsonLines(named.out)
+        #expect(objs.compactMap { $0["sport"] as? Int } == [47010])
+        #expect(objs.first?["state"] as? String == "closed")
+    }
+
     @Test func errorsAreOneLineWithExitStatus() throws {
         let missing = sh([sockctlBinary, "list", "--netns", "sockctl-no-such-ns"])
         #expect(missing.status == 2)

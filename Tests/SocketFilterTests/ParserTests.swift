@@ -78,13 +78,13 @@ private func ast(_ s: String) throws -> String {
         // state selectors set the mask, they are not terms
         ("state established", "states=0x2 (true)"),
         ("state established state listening dport = :80", "states=0x402 [dport = 80]"),
-        ("exclude listening", "states=0x3bff (true)"),
-        ("state connected exclude syn-sent", "states=0x3b7b (true)"),
+        ("exclude listening", "states=0x1bff (true)"),
+        ("state connected exclude syn-sent", "states=0x1b7b (true)"),
         ("dport = :80 state time-wait", "states=0x40 [dport = 80]"),
         ("state bucket", "states=0x48 (true)"),
-        ("state big", "states=0x3fb7 (true)"),
-        ("state synchronized", "states=0x3b7b (true)"),
-        ("state all", "states=0x3fff (true)"),
+        ("state big", "states=0x1fb7 (true)"),
+        ("state synchronized", "states=0x1b7b (true)"),
+        ("state all", "states=0x1fff (true)"),
         ("state Closed", "states=0x80 (true)"),
     ])
     func golden(_ input: String, _ expected: String) throws {
