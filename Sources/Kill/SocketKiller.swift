@@ -512,21 +512,114 @@ struct NetlinkPlan: @unchecked Sendable {
     func selectAndDestroy(label: String?, _ emit: (KillResult) throws -> Void) throws {
         if request.dryRun { return try destroy(try select(label: label), label: label, emit) }
         let netlink = try SockDiagClient.openSocket()
+        // A second lane: once there is a whole batch, a helper thread with a netlink socket of its
+        // own (opened here, so it talks to this namespace) destroys batches whenever it is idle,
+        // while this thread goes on reading the dump or destroys the next batch itself. Most of a
+        // destroy's cost is the kernel's abort and RST, which then runs on two cores.
+        var lane: DestroyLane?
         var pending: [(Socket, String?)] = []
         pending.reserveCapacity(batchSize)
-        func flush() throws {
-            if pending.isEmpty { return }
-            let outcomes = try SockDiagClient.destroy(pending.map { $0.0 }, on: netlink, batch: batchSize)
-            for ((s, iface), o) in zip(pending, outcomes) {
+        func emitAll(_ done: [((Socket, String?), DestroyOutcome)]) throws {
+            for ((s, iface), o) in done {
                 try emit(KillResult(socket: s, interface: iface, netns: label, outcome: KillOutcome(o)))
             }
+        }
+        func flush(last: Bool) throws {
+            if let lane { try emitAll(try lane.takeFinished()) }
+            if pending.isEmpty { return }
+            if !last && lane == nil { lane = try DestroyLane(netlink: SockDiagClient.openSocket(), batch: batchSize) }
+            if !last, let lane, lane.offer(pending) {
+                pending = []
+                pending.reserveCapacity(batchSize)
+                return
+            }
+            let outcomes = try SockDiagClient.destroy(pending.map { $0.0 }, on: netlink, batch: batchSize)
+            try emitAll(Array(zip(pending, outcomes)))
             pending.removeAll(keepingCapacity: true)
         }
-        try SocketSelection.collect(kinds: kinds, families: request.families, filter: request.filter, states: states,
-                                    extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true) { s, iface in
-            pending.append((s, iface))
-            if pending.count >= batchSize { try flush() }
+        do {
+            try SocketSelection.collect(kinds: kinds, families: request.families, filter: request.filter, states: states,
+                                        extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true) { s, iface in
+                pending.append((s, iface))
+                if pending.count >= batchSize { try flush(last: false) }
+            }
+            try flush(last: true)
+        } catch {
+            _ = try? lane?.finish()
+            throw error
         }
-        try flush()
+        if let lane { try emitAll(try lane.finish()) }
+    }
+}
+
+/// A helper thread that destroys one batch at a time on its own netlink socket (see
+/// `NetlinkPlan.selectAndDestroy`). Results go back to the thread that offered the batch, which
+/// reports them; a destroy error is rethrown there.
+final class DestroyLane: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var job: [(Socket, String?)]?
+    private var busy = false
+    private var closing = false
+    private var exited = false
+    private var finished: [((Socket, String?), DestroyOutcome)] = []
+    private var failure: Error?
+    private let netlink: NetlinkSocket
+    private let batch: Int
+
+    init(netlink: NetlinkSocket, batch: Int) {
+        self.netlink = netlink
+        self.batch = batch
+        let thread = Thread { [self] in loop() }
+        thread.name = "sockctl-destroy"
+        thread.start()
+    }
+
+    /// Hands `work` to the lane when it is idle; false when it is still busy with the last batch.
+    func offer(_ work: [(Socket, String?)]) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        guard !busy, failure == nil else { return false }
+        job = work
+        busy = true
+        condition.broadcast()
+        return true
+    }
+
+    /// What the lane destroyed since the last call.
+    func takeFinished() throws -> [((Socket, String?), DestroyOutcome)] {
+        condition.lock(); defer { condition.unlock() }
+        if let failure { throw failure }
+        defer { finished = [] }
+        return finished
+    }
+
+    /// Waits for the batch in hand, stops the thread, and returns what is left to report.
+    func finish() throws -> [((Socket, String?), DestroyOutcome)] {
+        condition.lock()
+        closing = true
+        condition.broadcast()
+        while !exited { condition.wait() }
+        condition.unlock()
+        return try takeFinished()
+    }
+
+    private func loop() {
+        condition.lock()
+        while true {
+            while job == nil && !closing { condition.wait() }
+            guard let work = job else { break }
+            job = nil
+            condition.unlock()
+            let result = Result { try SockDiagClient.destroy(work.map { $0.0 }, on: netlink, batch: batch) }
+            condition.lock()
+            switch result {
+            case .success(let outcomes): finished += zip(work, outcomes)
+            case .failure(let error): failure = error
+            }
+            busy = false
+            condition.broadcast()
+        }
+        exited = true
+        condition.broadcast()
+        condition.unlock()
     }
 }
