@@ -71,15 +71,16 @@ public func runChecked(_ args: [String], input: String? = nil) throws -> String 
 
 /// A network namespace made for one test (`ip netns add`, loopback up). It is deleted by
 /// `remove()` or, at the latest, when the object goes away, so a failing test leaves nothing.
-public final class TestNamespace: @unchecked Sendable {
+/// Open so that a test target can keep its own naming scheme (and add its own steps) in a subclass.
+open class TestNamespace: @unchecked Sendable {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var counter = 0
 
+    /// 1, 2, 3, ... within this process.
+    public static func nextNumber() -> Int { lock.withLock { counter += 1; return counter } }
+
     /// `PID-N`, unique within this machine's running tests.
-    public static func uniqueSuffix() -> String {
-        let n = lock.withLock { counter += 1; return counter }
-        return "\(getpid())-\(n)"
-    }
+    public static func uniqueSuffix() -> String { "\(getpid())-\(nextNumber())" }
 
     public let name: String
     private let lock = NSLock()
