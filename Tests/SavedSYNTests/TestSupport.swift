@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import SavedSYN
 import Testing
 
@@ -8,29 +9,11 @@ import Glibc
 
 /// Runs a program, returns (status, stdout, stderr).
 @discardableResult
-func run(_ args: [String], input: String? = nil) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: args[0].hasPrefix("/") ? args[0] : "/usr/bin/env")
-    p.arguments = args[0].hasPrefix("/") ? Array(args.dropFirst()) : args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-}
+func run(_ args: [String], input: String? = nil) throws -> (Int32, String, String) { let r = runCommand(args, input: input); return (r.status, r.stdout, r.stderr) }
 
-func sh(_ args: String...) throws {
-    let (st, _, e) = try run(Array(args))
-    if st != 0 { throw TestFailure("\(args.joined(separator: " ")) failed (\(st)): \(e)") }
-}
+func sh(_ args: String...) throws { try runChecked(args) }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ s: String) { description = s }
-}
+typealias TestFailure = TestError
 
 nonisolated(unsafe) var nameCounter = 0
 let nameLock = NSLock()
@@ -50,20 +33,16 @@ let setnsCall: @convention(c) (Int32, Int32) -> Int32 = {
     return unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
 }()
 
-/// A network namespace the test creates; `delete()` removes it (call it in `defer`).
-final class TestNetns {
-    let name: String
-    init(_ tag: String) throws {
-        name = uniqueName(tag)
-        try SavedSYNTests.sh("ip", "netns", "add", name)
-        try SavedSYNTests.sh("ip", "-n", name, "link", "set", "lo", "up")
-    }
-    func delete() { _ = try? SavedSYNTests.run(["ip", "netns", "del", name]) }
+/// A network namespace the test creates (sockctl-t-syn-PID-N-TAG); `delete()` removes it (call it
+/// in `defer`).
+final class TestNetns: TestNamespace {
+    init(_ tag: String) throws { try super.init(name: uniqueName(tag)) }
+
+    func delete() { remove() }
 
     func exec(_ args: String...) throws {
-        let all = ["ip", "netns", "exec", name] + args
-        let (st, _, e) = try SavedSYNTests.run(all)
-        if st != 0 { throw TestFailure("\(all.joined(separator: " ")) failed (\(st)): \(e)") }
+        let r = super.exec(args)
+        if r.status != 0 { throw TestFailure("ip netns exec \(name) \(args.joined(separator: " ")) failed (\(r.status)): \(r.stderr)") }
     }
 
     /// Runs `body` on a fresh thread that has entered this namespace (sockets it opens live there).
