@@ -6,7 +6,7 @@ import Glibc
 
 /// A network namespace for one test (sockctl-t-handoff-PID-TAG-N), deleted (with every process in
 /// it killed) by `delete()`.
-final class TestNamespace: TestSupport.TestNamespace {
+final class TestNamespace: TestSupport.TestNamespace, @unchecked Sendable {
     init(_ tag: String) throws {
         try super.init(name: "sockctl-t-handoff-\(getpid())-\(tag)-\(TestSupport.TestNamespace.nextNumber())")
     }

@@ -17,7 +17,7 @@ let fixtureScript = packageRoot.appendingPathComponent("Tests/PolicyTests/daemon
 func uniqueSuffix() -> String { TestSupport.TestNamespace.uniqueSuffix() }
 
 /// A network namespace for one test (sockctl-d-AREA-PID-N), deleted when the value goes away (also on failure).
-final class TestNamespace: TestSupport.TestNamespace {
+final class TestNamespace: TestSupport.TestNamespace, @unchecked Sendable {
     init(_ area: String) throws { try super.init(name: "sockctl-d-\(area)-\(TestSupport.TestNamespace.uniqueSuffix())") }
     /// Adds addresses to lo (IPv6 without duplicate address detection).
     func addAddress(_ cidr: String) throws {

@@ -35,7 +35,7 @@ let setnsCall: @convention(c) (Int32, Int32) -> Int32 = {
 
 /// A network namespace the test creates (sockctl-t-syn-PID-N-TAG); `delete()` removes it (call it
 /// in `defer`).
-final class TestNetns: TestNamespace {
+final class TestNetns: TestNamespace, @unchecked Sendable {
     init(_ tag: String) throws { try super.init(name: uniqueName(tag)) }
 
     func delete() { remove() }
