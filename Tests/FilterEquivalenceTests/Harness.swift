@@ -60,29 +60,8 @@ struct NamespacePair {
 
 /// Work done on a dedicated pthread that enters a network namespace; the thread exits afterwards
 /// (never reused), and sockets it opened stay in that namespace.
-final class ThreadBox { var body: () -> Void = {} }
-
-func inNamespace<T>(_ name: String, _ body: @escaping () -> T) -> T? {
-    typealias Box = ThreadBox
-    var result: T? = nil
-    let box = Box()
-    box.body = {
-        let fd = open("/run/netns/\(name)", O_RDONLY)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        guard sockctl_setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else { return }
-        result = body()
-    }
-    var tid = pthread_t()
-    let ptr = Unmanaged.passRetained(box).toOpaque()
-    pthread_create(&tid, nil, { p in
-        let b = Unmanaged<ThreadBox>.fromOpaque(p!).takeRetainedValue()
-        b.body()
-        return nil
-    }, ptr)
-    pthread_join(tid, nil)
-    return result
-}
+/// `body` run on a thread inside the namespace `name`, nil when the thread could not join it.
+func inNamespace<T>(_ name: String, _ body: @escaping () -> T) -> T? { try? onThread(inNetns: "/run/netns/\(name)", body) }
 
 /// A minimal SOCK_DIAG_BY_FAMILY dumper over a raw NETLINK_SOCK_DIAG socket (the Netlink module
 /// belongs to the lead; this only needs requests with bytecode and the fixed reply headers).

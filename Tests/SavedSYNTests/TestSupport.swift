@@ -15,23 +15,8 @@ func sh(_ args: String...) throws { try runChecked(args) }
 
 typealias TestFailure = TestError
 
-nonisolated(unsafe) var nameCounter = 0
-let nameLock = NSLock()
-
 /// A unique name `sockctl-t-syn-<pid>-<n>-<tag>`.
-func uniqueName(_ tag: String) -> String {
-    nameLock.lock()
-    defer { nameLock.unlock() }
-    nameCounter += 1
-    return "sockctl-t-syn-\(getpid())-\(nameCounter)-\(tag)"
-}
-
-/// setns(2), looked up in libc (Swift's Glibc module does not export it; the project's C shim clashes
-/// with Glibc's netinet/tcp.h in the same module).
-let setnsCall: @convention(c) (Int32, Int32) -> Int32 = {
-    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else { fatalError("setns not found in libc") }
-    return unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
-}()
+func uniqueName(_ tag: String) -> String { "sockctl-t-syn-\(getpid())-\(TestNamespace.nextNumber())-\(tag)" }
 
 /// A network namespace the test creates (sockctl-t-syn-PID-N-TAG); `delete()` removes it (call it
 /// in `defer`).
@@ -43,26 +28,6 @@ final class TestNetns: TestNamespace, @unchecked Sendable {
     func exec(_ args: String...) throws {
         let r = super.exec(args)
         if r.status != 0 { throw TestFailure("ip netns exec \(name) \(args.joined(separator: " ")) failed (\(r.status)): \(r.stderr)") }
-    }
-
-    /// Runs `body` on a fresh thread that has entered this namespace (sockets it opens live there).
-    func run<T>(_ body: @escaping () throws -> T) throws -> T {
-        nonisolated(unsafe) var result: Result<T, Error>!
-        let nsName = name
-        let done = DispatchSemaphore(value: 0)
-        let t = Thread {
-            let fd = open("/run/netns/\(nsName)", O_RDONLY | O_CLOEXEC)
-            if fd < 0 || setnsCall(fd, 0x4000_0000 /* CLONE_NEWNET */) != 0 {
-                result = .failure(TestFailure("setns(\(nsName)): \(String(cString: strerror(errno)))"))
-            } else {
-                result = Result { try body() }
-            }
-            if fd >= 0 { close(fd) }
-            done.signal()
-        }
-        t.start()
-        done.wait()
-        return try result.get()
     }
 }
 

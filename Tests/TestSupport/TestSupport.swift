@@ -276,3 +276,50 @@ public enum Sock {
         return recv(b, &y, 1, 0) == 1 && y == 42
     }
 }
+
+// MARK: - Threads inside a namespace
+
+/// setns(2), found in libc at run time: Swift's Glibc module does not export it.
+private let setnsCall: @convention(c) (Int32, Int32) -> Int32 = {
+    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else { fatalError("setns not found in libc") }
+    return unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
+}()
+
+/// The work handed to the namespace thread.
+private final class NamespaceJob: @unchecked Sendable {
+    let work: () -> Void
+    init(_ work: @escaping () -> Void) { self.work = work }
+}
+
+/// Runs `body` on a new pthread that has joined the network namespace at `path` (setns
+/// CLONE_NEWNET) and waits for it; sockets it opens belong to that namespace for good. The calling
+/// thread stays where it is.
+public func onThread<T>(inNetns path: String, _ body: @escaping () throws -> T) throws -> T {
+    nonisolated(unsafe) var result: Result<T, Error> = .failure(TestError("thread did not run"))
+    let job = NamespaceJob {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { result = .failure(TestError("open \(path): errno \(errno)")); return }
+        defer { close(fd) }
+        guard setnsCall(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else {
+            result = .failure(TestError("setns \(path): errno \(errno) \(String(cString: strerror(errno)))")); return
+        }
+        result = Result { try body() }
+    }
+    var tid = pthread_t()
+    let arg = Unmanaged.passRetained(job).toOpaque()
+    let rc = pthread_create(&tid, nil, { p in
+        Unmanaged<NamespaceJob>.fromOpaque(p!).takeRetainedValue().work()
+        return nil
+    }, arg)
+    guard rc == 0 else {
+        Unmanaged<NamespaceJob>.fromOpaque(arg).release()
+        throw TestError("pthread_create: \(rc)")
+    }
+    pthread_join(tid, nil)
+    return try result.get()
+}
+
+extension TestNamespace {
+    /// Runs `body` on a thread inside this namespace (see `onThread(inNetns:_:)`).
+    public func run<T>(_ body: @escaping () throws -> T) throws -> T { try onThread(inNetns: path, body) }
+}
