@@ -204,3 +204,14 @@ for target in package.targets where target.name == "sockctl" {
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-static-stdlib"], staticStdlib)]
     target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"], staticStdlib)]
 }
+
+// --- TestSupport: one copy of the helpers the test targets share (commands, throwaway network
+// namespaces, holder processes, plain sockets). A regular target under Tests/ so test targets can
+// depend on it; the loop adds it to the test targets that use it.
+package.targets += [
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
+]
+let testSupportUsers: Set<String> = ["KillTests", "BPFTests", "ListTests", "PolicyTests", "HandoffTests", "SavedSYNTests", "FilterEquivalenceTests", "NamespacesTests"]
+for target in package.targets where testSupportUsers.contains(target.name) {
+    target.dependencies.append("TestSupport")
+}

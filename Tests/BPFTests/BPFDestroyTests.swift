@@ -1,6 +1,7 @@
 @testable import BPF
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 import CSockDestroy
 

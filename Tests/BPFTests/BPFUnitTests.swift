@@ -1,5 +1,6 @@
 @testable import BPF
 import Foundation
+import TestSupport
 import Testing
 import CSockDestroy
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import SockDiag
 
 /// Drives the real `sockctl` binary (`sockctl list --json`) and reduces its NDJSON to the same
@@ -13,33 +14,10 @@ enum CLIList {
             .appendingPathComponent(".build/debug/sockctl")
     }
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = CommandResult
 
-    /// Runs the binary with `args`; stdout and stderr are read concurrently so neither pipe can fill.
-    static func run(_ args: [String]) throws -> Result {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let errData = DataBox()
-        let errRead = DispatchGroup()
-        DispatchQueue.global().async(group: errRead) { errData.data = err.fileHandleForReading.readDataToEndOfFile() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        errRead.wait()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.data, as: UTF8.self))
-    }
-
-    /// stderr's bytes, written by the reader task and read after it finished (DispatchGroup.wait).
-    final class DataBox: @unchecked Sendable { var data = Data() }
+    /// Runs the binary with `args` (TestSupport's runner reads stdout and stderr concurrently).
+    static func run(_ args: [String]) throws -> Result { runCommand([binary.path] + args) }
 
     /// One NDJSON object reduced to what the comparison needs.
     struct Row {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import CLinuxUAPI
 import SockDiag
 @testable import SocketFilter
@@ -8,51 +9,17 @@ import Glibc
 
 /// Runs a command, returns (exit status, stdout). stderr is discarded.
 @discardableResult
-func run(_ args: [String], stdin: FileHandle? = nil) -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    if let stdin { p.standardInput = stdin }
-    do { try p.run() } catch { return (-1, "") }
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-}
+func run(_ args: [String], stdin: FileHandle? = nil) -> (Int32, String) { let r = runCommand(args, stdin: stdin); return (r.status, r.stdout) }
 
-/// A background process holding sockets until its stdin closes; waits for its READY line.
-final class Holder {
-    let process = Process()
-    let input = Pipe()
-    init(_ args: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = args
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardInput = input
-        try process.run()
-        var line = Data()
-        while true {
-            let b = out.fileHandleForReading.readData(ofLength: 1)
-            if b.isEmpty || b == Data("\n".utf8) { break }
-            line.append(b)
-        }
-        guard String(decoding: line, as: UTF8.self) == "READY" else {
-            throw HarnessError("fixture did not start: \(String(decoding: line, as: UTF8.self))")
-        }
-    }
+extension Holder {
+    /// Lets the fixture end by itself (stdin closed) and waits for it.
     func stop() {
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
     }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
+typealias HarnessError = TestError
 
 /// Two namespaces joined by veth vA <-> vB, created for one test and deleted by `teardown`, plus a
 /// cgroup v2 directory (when a cgroup2 mount exists) for the fixture's child process.
@@ -93,29 +60,8 @@ struct NamespacePair {
 
 /// Work done on a dedicated pthread that enters a network namespace; the thread exits afterwards
 /// (never reused), and sockets it opened stay in that namespace.
-final class ThreadBox { var body: () -> Void = {} }
-
-func inNamespace<T>(_ name: String, _ body: @escaping () -> T) -> T? {
-    typealias Box = ThreadBox
-    var result: T? = nil
-    let box = Box()
-    box.body = {
-        let fd = open("/run/netns/\(name)", O_RDONLY)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        guard sockctl_setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else { return }
-        result = body()
-    }
-    var tid = pthread_t()
-    let ptr = Unmanaged.passRetained(box).toOpaque()
-    pthread_create(&tid, nil, { p in
-        let b = Unmanaged<ThreadBox>.fromOpaque(p!).takeRetainedValue()
-        b.body()
-        return nil
-    }, ptr)
-    pthread_join(tid, nil)
-    return result
-}
+/// `body` run on a thread inside the namespace `name`, nil when the thread could not join it.
+func inNamespace<T>(_ name: String, _ body: @escaping () -> T) -> T? { try? onThread(inNetns: "/run/netns/\(name)", body) }
 
 /// A minimal SOCK_DIAG_BY_FAMILY dumper over a raw NETLINK_SOCK_DIAG socket (the Netlink module
 /// belongs to the lead; this only needs requests with bytecode and the fixed reply headers).

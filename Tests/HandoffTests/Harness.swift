@@ -1,26 +1,21 @@
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A network namespace for one test, deleted (with every process in it killed) by `delete()`.
-final class TestNamespace {
-    static var counter = 0
-    static let lock = NSLock()
-    let name: String
-
+/// A network namespace for one test (sockctl-t-handoff-PID-TAG-N), deleted (with every process in
+/// it killed) by `delete()`.
+final class TestNamespace: TestSupport.TestNamespace, @unchecked Sendable {
     init(_ tag: String) throws {
-        TestNamespace.lock.lock(); TestNamespace.counter += 1; let n = TestNamespace.counter; TestNamespace.lock.unlock()
-        name = "sockctl-t-handoff-\(getpid())-\(tag)-\(n)"
-        try sh("ip", "netns", "add", name)
-        try sh("ip", "-n", name, "link", "set", "lo", "up")
+        try super.init(name: "sockctl-t-handoff-\(getpid())-\(tag)-\(TestSupport.TestNamespace.nextNumber())")
     }
 
     func delete() {
         if let out = try? capture("ip", "netns", "pids", name) {
             for pid in out.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
         }
-        _ = try? sh("ip", "netns", "del", name)
+        remove()
     }
 
     /// Start `args` inside the namespace.
@@ -42,41 +37,17 @@ final class TestNamespace {
     }
 
     func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        let out = Pipe(), err = Pipe()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        p.arguments = ["netns", "exec", name] + args
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let r = exec(args)
+        return (r.status, r.stdout, r.stderr)
     }
 }
 
+/// Runs a command; its exit status.
 @discardableResult
-func sh(_ args: String...) throws -> Int32 {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    try p.run()
-    p.waitUntilExit()
-    return p.terminationStatus
-}
+func sh(_ args: String...) throws -> Int32 { runCommand(args).status }
 
-func capture(_ args: String...) throws -> String {
-    let p = Process()
-    let out = Pipe()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    p.standardOutput = out
-    try p.run()
-    let d = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return String(decoding: d, as: UTF8.self)
-}
+/// Runs a command; its stdout.
+func capture(_ args: String...) throws -> String { runCommand(args).stdout }
 
 /// The build products directory (beside the test bundle) and the repository.
 let productsDir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Without CAP_NET_ADMIN in the socket's namespace (here: a user namespace of our own inside a test
@@ -24,7 +25,7 @@ import Testing
         p.waitUntilExit()
         #expect(p.terminationStatus == 3)
         #expect(text.contains("needs CAP_NET_ADMIN in the socket's network namespace"), "stderr: \(text)")
-        let left = ns.exec(["ss", "-tnH", "state", "established"]).out.split(separator: "\n")
+        let left = ns.exec(["ss", "-tnH", "state", "established"]).stdout.split(separator: "\n")
         #expect(left.count == 2, "a socket was destroyed without permission")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Destroys issued while the dump is still being read must not make the dump skip sockets: many
@@ -33,11 +34,11 @@ import Testing
         #expect(lines.allSatisfy { $0["outcome"] as? String == "destroyed" })
         #expect(Set(lines.compactMap { $0["cookie"] as? Int }).count == 2 * n)
         // Nothing of it left: no TCP client of 7301, no connected UDP socket on 7302.
-        let tcpLeft = ns.exec(["ss", "-tnH", "state", "established", "dport = :7301"]).out.split(separator: "\n").count
-        let udpLeft = ns.exec(["ss", "-unH", "sport = :7302"]).out.split(separator: "\n").count
+        let tcpLeft = ns.exec(["ss", "-tnH", "state", "established", "dport = :7301"]).stdout.split(separator: "\n").count
+        let udpLeft = ns.exec(["ss", "-unH", "sport = :7302"]).stdout.split(separator: "\n").count
         #expect(tcpLeft == 0 && udpLeft == 0, "left: \(tcpLeft) tcp, \(udpLeft) udp")
         // The accepted ends were not targets: they saw the RST, so they are gone from ESTAB too,
         // but the listener still accepts.
-        #expect(ns.exec(["ss", "-tlnH", "sport = :7301"]).out.split(separator: "\n").count == 1)
+        #expect(ns.exec(["ss", "-tlnH", "sport = :7301"]).stdout.split(separator: "\n").count == 1)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `sockctl kill` in a namespace of its own: exactly the matching sockets die, owners see

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `sockctl list` must report the same sockets as `ss` on the same namespace: inode, state, endpoints.
@@ -7,7 +8,7 @@ import Testing
 
     /// ss's view: one key per socket line (`ss -H -n -e` + kind flags).
     static func ssKeys(_ ns: TestNamespace, _ flags: String) -> Set<String> {
-        let out = ns.exec(["ss", "-H", "-n", "-e", flags]).out
+        let out = ns.exec(["ss", "-H", "-n", "-e", flags]).stdout
         var keys: Set<String> = []
         for line in out.split(separator: "\n") {
             var t = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// One `kill` over 20 namespaces destroys the matching sockets in each and nothing else.

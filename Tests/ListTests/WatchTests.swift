@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `sockctl watch` reports sockets of its namespace as they close, filtered, and nothing from elsewhere.

@@ -1,26 +1,16 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Namespaces
 
-/// Runs a command to completion; returns its stdout. Records an issue when it fails.
+/// Runs a command to completion (stderr dropped); returns its stdout. Records an issue when it fails.
 @discardableResult
 func sh(_ args: String..., sourceLocation: SourceLocation = #_sourceLocation) -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    do { try p.run() } catch {
-        Issue.record("cannot run \(args): \(error)", sourceLocation: sourceLocation)
-        return ""
+    let r = runCommand(args)
+    if r.status != 0 {
+        Issue.record("\(args.joined(separator: " ")) exited \(r.status)", sourceLocation: sourceLocation)
     }
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    if p.terminationStatus != 0 {
-        Issue.record("\(args.joined(separator: " ")) exited \(p.terminationStatus)", sourceLocation: sourceLocation)
-    }
-    return String(decoding: data, as: UTF8.self)
+    return r.stdout
 }
 
 /// A unique name for test objects: sockctl-t-ns-PID-N.

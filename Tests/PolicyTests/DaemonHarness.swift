@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -6,40 +7,18 @@ import Glibc
 
 /// Runs a command, returns its exit status, standard output and standard error.
 @discardableResult
-func sh(_ args: [String]) -> (status: Int32, out: String, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    do { try p.run() } catch { return (127, "", "\(error)") }
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-}
+func sh(_ args: [String]) -> (status: Int32, out: String, err: String) { let r = runCommand(args); return (r.status, r.stdout, r.stderr) }
 
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 let sockctlBinary = packageRoot.appendingPathComponent(".build/debug/sockctl").path
 let fixtureScript = packageRoot.appendingPathComponent("Tests/PolicyTests/daemon_fixture.py").path
 
-private let counterLock = NSLock()
-private nonisolated(unsafe) var counter = 0
-func uniqueSuffix() -> String {
-    counterLock.lock(); counter += 1; let n = counter; counterLock.unlock()
-    return "\(getpid())-\(n)"
-}
+/// PID-N, unique among this run's tests.
+func uniqueSuffix() -> String { TestSupport.TestNamespace.uniqueSuffix() }
 
-/// A network namespace for one test, deleted when the value goes away (also on failure).
-final class TestNamespace {
-    let name: String
-    init(_ area: String) throws {
-        name = "sockctl-d-\(area)-\(uniqueSuffix())"
-        let r = sh(["ip", "netns", "add", name])
-        try #require(r.status == 0, "ip netns add \(name): \(r.err)")
-        sh(["ip", "-n", name, "link", "set", "lo", "up"])
-    }
+/// A network namespace for one test (sockctl-d-AREA-PID-N), deleted when the value goes away (also on failure).
+final class TestNamespace: TestSupport.TestNamespace, @unchecked Sendable {
+    init(_ area: String) throws { try super.init(name: "sockctl-d-\(area)-\(TestSupport.TestNamespace.uniqueSuffix())") }
     /// Adds addresses to lo (IPv6 without duplicate address detection).
     func addAddress(_ cidr: String) throws {
         var args = ["ip", "-n", name, "addr", "add", cidr, "dev", "lo"]
@@ -51,7 +30,6 @@ final class TestNamespace {
         let r = sh(["ip", "-n", name, "addr", "del", cidr, "dev", "lo"])
         try #require(r.status == 0, "ip addr del \(cidr): \(r.err)")
     }
-    deinit { sh(["ip", "netns", "del", name]) }
 }
 
 /// The fixture process holding sockets in a namespace; `probe()` asks it what each socket does now.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import SavedSYN
 import Testing
 
@@ -8,82 +9,25 @@ import Glibc
 
 /// Runs a program, returns (status, stdout, stderr).
 @discardableResult
-func run(_ args: [String], input: String? = nil) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: args[0].hasPrefix("/") ? args[0] : "/usr/bin/env")
-    p.arguments = args[0].hasPrefix("/") ? Array(args.dropFirst()) : args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-}
+func run(_ args: [String], input: String? = nil) throws -> (Int32, String, String) { let r = runCommand(args, input: input); return (r.status, r.stdout, r.stderr) }
 
-func sh(_ args: String...) throws {
-    let (st, _, e) = try run(Array(args))
-    if st != 0 { throw TestFailure("\(args.joined(separator: " ")) failed (\(st)): \(e)") }
-}
+func sh(_ args: String...) throws { try runChecked(args) }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ s: String) { description = s }
-}
-
-nonisolated(unsafe) var nameCounter = 0
-let nameLock = NSLock()
+typealias TestFailure = TestError
 
 /// A unique name `sockctl-t-syn-<pid>-<n>-<tag>`.
-func uniqueName(_ tag: String) -> String {
-    nameLock.lock()
-    defer { nameLock.unlock() }
-    nameCounter += 1
-    return "sockctl-t-syn-\(getpid())-\(nameCounter)-\(tag)"
-}
+func uniqueName(_ tag: String) -> String { "sockctl-t-syn-\(getpid())-\(TestNamespace.nextNumber())-\(tag)" }
 
-/// setns(2), looked up in libc (Swift's Glibc module does not export it; the project's C shim clashes
-/// with Glibc's netinet/tcp.h in the same module).
-let setnsCall: @convention(c) (Int32, Int32) -> Int32 = {
-    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else { fatalError("setns not found in libc") }
-    return unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
-}()
+/// A network namespace the test creates (sockctl-t-syn-PID-N-TAG); `delete()` removes it (call it
+/// in `defer`).
+final class TestNetns: TestNamespace, @unchecked Sendable {
+    init(_ tag: String) throws { try super.init(name: uniqueName(tag)) }
 
-/// A network namespace the test creates; `delete()` removes it (call it in `defer`).
-final class TestNetns {
-    let name: String
-    init(_ tag: String) throws {
-        name = uniqueName(tag)
-        try SavedSYNTests.sh("ip", "netns", "add", name)
-        try SavedSYNTests.sh("ip", "-n", name, "link", "set", "lo", "up")
-    }
-    func delete() { _ = try? SavedSYNTests.run(["ip", "netns", "del", name]) }
+    func delete() { remove() }
 
     func exec(_ args: String...) throws {
-        let all = ["ip", "netns", "exec", name] + args
-        let (st, _, e) = try SavedSYNTests.run(all)
-        if st != 0 { throw TestFailure("\(all.joined(separator: " ")) failed (\(st)): \(e)") }
-    }
-
-    /// Runs `body` on a fresh thread that has entered this namespace (sockets it opens live there).
-    func run<T>(_ body: @escaping () throws -> T) throws -> T {
-        nonisolated(unsafe) var result: Result<T, Error>!
-        let nsName = name
-        let done = DispatchSemaphore(value: 0)
-        let t = Thread {
-            let fd = open("/run/netns/\(nsName)", O_RDONLY | O_CLOEXEC)
-            if fd < 0 || setnsCall(fd, 0x4000_0000 /* CLONE_NEWNET */) != 0 {
-                result = .failure(TestFailure("setns(\(nsName)): \(String(cString: strerror(errno)))"))
-            } else {
-                result = Result { try body() }
-            }
-            if fd >= 0 { close(fd) }
-            done.signal()
-        }
-        t.start()
-        done.wait()
-        return try result.get()
+        let r = super.exec(args)
+        if r.status != 0 { throw TestFailure("ip netns exec \(name) \(args.joined(separator: " ")) failed (\(r.status)): \(r.stderr)") }
     }
 }
 
