@@ -56,13 +56,7 @@ public struct P0fDatabase: Sendable {
     }
 
     /// A line p0f would refuse, with file:line:column.
-    public struct LoadError: Error, Equatable, Sendable, CustomStringConvertible {
-        public var file: String
-        public var line: Int
-        public var column: Int
-        public var message: String
-        public var description: String { "\(file):\(line):\(column): \(message)" }
-    }
+    public typealias LoadError = FileLoadError
 
     public private(set) var entries: [Entry] = [] {
         didSet { keys = entries.map(MatchKey.init) }

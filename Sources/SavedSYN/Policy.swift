@@ -45,13 +45,7 @@ public struct SYNPolicy: Sendable {
     }
 
     /// A config error: file:line:column and what is wrong.
-    public struct LoadError: Error, Equatable, Sendable, CustomStringConvertible {
-        public var file: String
-        public var line: Int
-        public var column: Int
-        public var message: String
-        public var description: String { "\(file):\(line):\(column): \(message)" }
-    }
+    public typealias LoadError = FileLoadError
 
     public var rules: [Rule]
     public var defaultAction: Action
@@ -304,4 +298,13 @@ struct PolicyLoader {
             throw error(k, "unknown condition '\(key)' (expected os, fingerprint, ttl, mss, wscale, options, distance, quirks)")
         }
     }
+}
+
+/// An error in a file SavedSYN loads (a p0f.fp database, a YAML policy): where, and what is wrong.
+public struct FileLoadError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public var message: String
+    public var description: String { "\(file):\(line):\(column): \(message)" }
 }
