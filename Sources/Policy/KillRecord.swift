@@ -32,7 +32,7 @@ public struct KillRecord: Codable, Sendable, Equatable {
         self.trigger = trigger
         self.action = action
         netns = k.netns
-        family = s.family == UInt8(AF_INET6) ? "inet6" : "inet"
+        family = s.familyName
         `protocol` = s.kind.rawValue
         state = s.state.name
         src = s.source?.description
