@@ -211,7 +211,7 @@ for target in package.targets where target.name == "sockctl" {
 package.targets += [
     .target(name: "TestSupport", path: "Tests/TestSupport"),
 ]
-let testSupportUsers: Set<String> = ["KillTests", "BPFTests", "ListTests", "PolicyTests", "HandoffTests", "SavedSYNTests", "FilterEquivalenceTests", "NamespacesTests"]
+let testSupportUsers: Set<String> = ["KillTests", "BPFTests", "ListTests", "PolicyTests", "HandoffTests", "SavedSYNTests", "FilterEquivalenceTests", "NamespacesTests", "SocketFilterTests"]
 for target in package.targets where testSupportUsers.contains(target.name) {
     target.dependencies.append("TestSupport")
 }

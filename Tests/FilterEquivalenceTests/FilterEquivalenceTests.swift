@@ -106,6 +106,12 @@ struct Case: CustomStringConvertible {
     /// Builds the fixture under a unique tag, runs `body`, and tears everything down afterwards,
     /// also when setup or `body` throws.
     static func withFixture(tag: String, _ body: (Fixture) throws -> Void) throws {
+        try withFixtureProcesses(tag: tag) { ns in try withCases(ns, body) }
+    }
+
+    /// The namespace pair with peer.py in B and fixture.py in A running, for `body`; everything is
+    /// stopped and deleted afterwards, also when setup or `body` throws.
+    static func withFixtureProcesses<T>(tag: String, _ body: (NamespacePair) throws -> T) throws -> T {
         let ns = try NamespacePair(tag: tag)
         defer { ns.teardown() }
         let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -113,7 +119,10 @@ struct Case: CustomStringConvertible {
         defer { peer.stop() }
         let fixture = try Holder(["nsenter", "--net=/run/netns/\(ns.a)", "python3", here.appendingPathComponent("fixture.py").path, tag, ns.tmp, ns.cgroup ?? ""])
         defer { fixture.stop() }
+        return try body(ns)
+    }
 
+    private static func withCases(_ ns: NamespacePair, _ body: (Fixture) throws -> Void) throws {
         let procs = processTable()
         let child = procs.values.flatMap { $0 }.first { $0.comm == "sockfixchild" }
         #expect(child != nil)

@@ -8,17 +8,7 @@ import SockDiag
 /// addresses, ports, interfaces and marks, the sockets the kernel returns for the compiled program are
 /// exactly those the interpreter accepts among all sockets of the namespace.
 @Suite(.serialized) struct KernelInterpreterTests {
-    struct RNG: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func pick<T>(_ xs: [T]) -> T { xs[Int(next() % UInt64(xs.count))] }
-    }
+    typealias RNG = SeededRNG
 
     static func term(_ r: inout RNG) -> String {
         let hosts = ["127.0.0.1", "127.0.0.0/8", "10.20.0.0/24", "10.20.0.2", "10.99.0.0/16", "0.0.0.0/0", "0.0.0.0",
@@ -47,14 +37,10 @@ import SockDiag
     }
 
     @Test func interpreterMatchesKernel() throws {
-        let tag = "ki\(getpid())"
-        let ns = try NamespacePair(tag: tag)
-        defer { ns.teardown() }
-        let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        let peer = try Holder(["nsenter", "--net=/run/netns/\(ns.b)", "python3", here.appendingPathComponent("peer.py").path])
-        defer { peer.stop() }
-        let fixture = try Holder(["nsenter", "--net=/run/netns/\(ns.a)", "python3", here.appendingPathComponent("fixture.py").path, tag, ns.tmp, ns.cgroup ?? ""])
-        defer { fixture.stop() }
+        try FilterEquivalenceTests.withFixtureProcesses(tag: "ki\(getpid())") { ns in try check(ns) }
+    }
+
+    private func check(_ ns: NamespacePair) throws {
         let diag = try DiagSocket.open(in: ns.a)
         defer { close(diag.fd) }
         let ifindex = inNamespace(ns.a) { ["lo": if_nametoindex("lo"), "vA": if_nametoindex("vA")] } ?? [:]

@@ -1,23 +1,12 @@
 import Testing
 @testable import SocketFilter
 import SockDiag
-
-/// SplitMix64: a seeded generator so a failing case can be replayed from its seed.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TestSupport
 
 /// Random filter text and random sockets over small pools, so that terms match often.
 struct Generator {
     var rng: SeededRNG
-    mutating func pick<T>(_ xs: [T]) -> T { xs[Int(rng.next() % UInt64(xs.count))] }
+    mutating func pick<T>(_ xs: [T]) -> T { rng.pick(xs) }
     mutating func chance(_ p: Double) -> Bool { Double(rng.next() % 1000) < p * 1000 }
 
     static let v4 = ["10.0.0.1", "10.0.0.2", "10.1.2.3", "127.0.0.1", "192.168.1.10", "0.0.0.0"]
