@@ -14,16 +14,9 @@ import Testing
         print('READY', flush=True); sys.stdin.read()
         """])
         defer { _ = holder }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["ip", "netns", "exec", ns.name, "unshare", "-U", "-r", sockctlBinary, "kill", "-t", "dport = :7501"]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 3)
+        let r = runCommand(["ip", "netns", "exec", ns.name, "unshare", "-U", "-r", sockctlBinary, "kill", "-t", "dport = :7501"])
+        let text = r.stderr
+        #expect(r.status == 3)
         #expect(text.contains("needs CAP_NET_ADMIN in the socket's network namespace"), "stderr: \(text)")
         let left = ns.exec(["ss", "-tnH", "state", "established"]).stdout.split(separator: "\n")
         #expect(left.count == 2, "a socket was destroyed without permission")

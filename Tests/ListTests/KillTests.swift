@@ -80,16 +80,8 @@ import Testing
         let ns = try TestNamespace("auto")
         let fx = try Fixture(ns)
         func stderr(_ args: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: sockctlBinary)
-            p.arguments = ["kill", "--netns", ns.name, "-v", "--dry-run", "-t"] + args
-            let err = Pipe()
-            p.standardError = err
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            return (p.terminationStatus, text)
+            let r = runCommand([sockctlBinary, "kill", "--netns", ns.name, "-v", "--dry-run", "-t"] + args)
+            return (r.status, r.stderr)
         }
         let auto = try stderr(["dport = :7101"])
         #expect(auto.0 == 0 && auto.1.contains("backend netlink") && auto.1.contains("fewer than 50000"), "\(auto.1)")
