@@ -63,6 +63,44 @@ import Glibc
         #expect(samples.first { $0.name == "sockctl_destroy_errors_total" } == nil)
     }
 
+    /// An IPv6 socket on an IPv4-mapped address (::ffff:10.11.0.5) is bound to the IPv4 address as
+    /// far as the kernel's routing goes: removing 10.11.0.5 must destroy it too. The same kinds of
+    /// sockets on another mapped address and on a native IPv6 address stay.
+    @Test func addressRemovedKillsIPv4MappedSockets() throws {
+        let ns = try TestNamespace("mapped")
+        for a in ["10.11.0.5/32", "10.11.0.6/32", "fd00:11::5/128"] { try ns.addAddress(a) }
+        let daemon = try DaemonProcess(policy: """
+        rules:
+          - name: vanished-address
+            on: address-removed
+            netns: [\(ns.name)]
+            action: kill
+        """)
+        try daemon.waitReady(watching: [ns.name])
+        // AF_INET6 sockets throughout: listener, both TCP ends and connected UDP on each address.
+        let fixture = try SocketFixture(netns: ns.name, args: ["::ffff:10.11.0.5", "::ffff:10.11.0.6", "fd00:11::5"])
+        #expect(try fixture.probe().values.allSatisfy { $0 == "ok" })
+        let mapped = Set(sh(["ip", "netns", "exec", ns.name, sockctlBinary, "list", "-a", "--json", "src ::ffff:10.11.0.5"]).out
+            .split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            .filter { $0["family"] as? String == "inet6" }.compactMap { $0["cookie"] as? Int })
+        #expect(mapped.count == 5, "five AF_INET6 sockets on ::ffff:10.11.0.5 before the event")
+
+        try ns.deleteAddress("10.11.0.5/32")
+        let recs = records(daemon, rule: "vanished-address", netns: ns.name, count: 5)
+        #expect(recs.count == 5)
+        #expect(recs.allSatisfy { $0["outcome"] as? String == "destroyed" && $0["family"] as? String == "inet6" }, "\(recs)")
+        #expect(Set(recs.compactMap { $0["cookie"] as? Int }) == mapped)
+        let after = try fixture.probe()
+        let gone = Self.targets(after, "::ffff:10.11.0.5")
+        #expect(gone.count == 4 && gone.values.allSatisfy { $0 == "ECONNABORTED" }, "\(after)")
+        for addr in ["::ffff:10.11.0.6", "fd00:11::5"] {
+            let b = Self.targets(after, addr)
+            #expect(b.count == 4 && b.values.allSatisfy { $0 == "ok" }, "bystanders on \(addr) must still move data: \(b)")
+        }
+        usleep(200_000)
+        #expect(daemon.records.count == 5, "nothing else acted on")
+    }
+
     @Test func namespaceCreatedAfterStartIsWatchedAndDroppedWhenDeleted() throws {
         let prefix = "sockctl-d-late-\(getpid())"
         let daemon = try DaemonProcess(policy: """
