@@ -34,6 +34,8 @@ struct EngineService: Service {
         }
         watcher.stop()
         engine.stopAll()
+        // Every kill done so far is reported before the streams end and the process exits.
+        engine.reporter.drain()
         engine.hub.finishAll()
     }
 }
