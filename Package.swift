@@ -171,7 +171,8 @@ package.targets += [
             .product(name: "NIOPosix", package: "swift-nio"),
         ]
     ),
-    .testTarget(name: "PolicyTests", dependencies: ["Policy", "Netlink", "SockDiag", "Handoff", "sockctl"], exclude: ["daemon_fixture.py"]),
+    .testTarget(name: "PolicyTests", dependencies: ["Policy", "Netlink", "SockDiag", "Handoff", "sockctl", .product(name: "Yams", package: "Yams")],
+                exclude: ["daemon_fixture.py"]),
 ]
 for target in package.targets where target.name == "sockctl" {
     target.dependencies.append("Policy")
