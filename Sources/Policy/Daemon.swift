@@ -1,5 +1,6 @@
 import Foundation
 import Handoff
+import Kill
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -14,6 +15,17 @@ struct EngineService: Service {
     let engine: PolicyEngine
 
     func run() async throws {
+        if engine.options.preloadBPF {
+            // Off the start path (loading takes 100-170 ms); until it is done, kills use netlink.
+            let logger = engine.logger
+            Foundation.Thread.detachNewThread {
+                if let why = SocketKiller.preloadBPF() {
+                    logger.info("BPF destroy programs not loaded; kills use netlink", metadata: ["reason": "\(why)"])
+                } else {
+                    logger.info("BPF destroy programs loaded: kills in one namespace use them")
+                }
+            }
+        }
         engine.rescan()
         engine.restartIntervals()
         let watcher = NetnsDirectoryWatcher(directory: engine.options.netnsDirectory, period: engine.options.rescanInterval) {

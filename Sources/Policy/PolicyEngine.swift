@@ -20,6 +20,10 @@ public final class PolicyEngine: @unchecked Sendable {
         /// events: below 0 they get the CPU first on a busy host (the latency target is 50 ms).
         /// 0 leaves them as they are; the reporting thread runs at +10 either way.
         public var eventNice: Int32 = -10
+        /// Load the BPF destroy programs at start, so that kills in one namespace (every event
+        /// kill) take the BPF backend (`--backend auto` picks it once loaded): one pass of the
+        /// kernel's socket iterator destroys them, no netlink dump and destroy messages.
+        public var preloadBPF = true
 
         public init(configPath: String) { self.configPath = configPath }
     }

@@ -34,6 +34,9 @@ struct DaemonCommand: ParsableCommand {
     var rescan = "5s"
     @Option(name: .customLong("event-nice"), help: "nice value (-20..19) of the threads that destroy sockets on events; 0 leaves them as they are.")
     var eventNice: Int32 = -10
+    @Flag(name: .customLong("preload-bpf"), inversion: .prefixedNo,
+          help: "Load the BPF destroy programs at start so that kills in one namespace (events) use them; netlink when the kernel or libbpf cannot.")
+    var preloadBpf = true
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -83,6 +86,7 @@ struct DaemonCommand: ParsableCommand {
         options.auditAll = audit
         options.rescanInterval = period
         options.eventNice = eventNice
+        options.preloadBPF = preloadBpf
         let conf = DaemonConfiguration(engine: options, endpoint: endpoint)
         let done = DispatchSemaphore(value: 0)
         let box = ErrorBox()

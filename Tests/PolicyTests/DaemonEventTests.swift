@@ -16,6 +16,15 @@ import Glibc
 
     static func targets(_ p: [String: String], _ addr: String) -> [String: String] { p.filter { $0.key.contains("-\(addr)-") } }
 
+    /// One fixture address's sockets, each reported once: the listener, both TCP ends and the two
+    /// UDP sockets (5). While the address still routes, the BPF backend may not meet the second end
+    /// of the TCP pair: the first end's RST closed it before the iterator got there, so there is
+    /// nothing to destroy or report (4; netlink reports it as already-gone). Never a socket twice.
+    static func onceEach(_ recs: [[String: Any]]) -> Bool {
+        let cookies = recs.compactMap { $0["cookie"] as? Int }
+        return (4...5).contains(recs.count) && Set(cookies).count == cookies.count
+    }
+
     @Test func addressRemovedKillsSocketsBoundToIt() throws {
         let ns = try TestNamespace("addr")
         for a in ["10.1.0.5/32", "10.1.0.6/32", "fd00:5::5/128", "fd00:5::6/128"] { try ns.addAddress(a) }
@@ -153,13 +162,14 @@ import Glibc
         let user = try SocketFixture(netns: ns.name, args: ["10.3.0.5"], prefix: ["setpriv", "--reuid", "54321", "--regid", "54321", "--clear-groups"],
                                  python: "/usr/bin/python3")
         let other = try SocketFixture(netns: ns.name, args: ["10.3.0.6"])
-        let recs = records(daemon, rule: "revoked-uid", netns: ns.name, count: 5)
+        let recs = records(daemon, rule: "revoked-uid", netns: ns.name, count: 4)
         let u = try user.probe()
         #expect(Self.killed(u), "\(u)")
         #expect(try other.probe().values.allSatisfy { $0 == "ok" })
         // Each socket once (the interval rule does not hit a socket it already acted on again).
         usleep(600_000)
-        #expect(recs.count == 5 && records(daemon, rule: "revoked-uid", netns: ns.name).count == 5)
+        #expect(Self.onceEach(records(daemon, rule: "revoked-uid", netns: ns.name)),
+                "\(records(daemon, rule: "revoked-uid", netns: ns.name).map { "\($0["cookie"] ?? "") \($0["state"] ?? "") \($0["outcome"] ?? "") \($0["src"] ?? "")" })")
         #expect(recs.allSatisfy { $0["uid"] as? Int == 54321 })
     }
 
@@ -189,12 +199,12 @@ import Glibc
             let inside = try SocketFixture(netns: ns.name, args: ["10.4.0.5"],
                                            outer: ["sh", "-c", "echo $$ > \(cgroup)/cgroup.procs && exec \"$@\"", "sh"])
             let outside = try SocketFixture(netns: ns.name, args: ["10.4.0.6"])
-            #expect(records(daemon, rule: "cgroup-lost-network", netns: ns.name, count: 5).count == 5)
+            #expect(records(daemon, rule: "cgroup-lost-network", netns: ns.name, count: 4).count >= 4)
             let p = try inside.probe()
             #expect(Self.killed(p), "\(p)")
             #expect(try outside.probe().values.allSatisfy { $0 == "ok" })
             usleep(600_000)
-            #expect(records(daemon, rule: "cgroup-lost-network", netns: ns.name).count == 5)
+            #expect(Self.onceEach(records(daemon, rule: "cgroup-lost-network", netns: ns.name)))
         }
     }
 
@@ -227,8 +237,8 @@ import Glibc
         let fixture = try SocketFixture(netns: ns.name, args: ["10.10.0.1", "10.10.1.1"])
         // lan0 down: the sockets on its address go; those on lo's stay.
         try ip("link", "set", "lan0", "down")
-        let down = records(daemon, rule: "lan-down", netns: ns.name, count: 5)
-        #expect(down.count == 5 && down.allSatisfy { $0["src"] as? String == "10.10.0.1" && $0["trigger"] as? String == "link-down lan0" })
+        let down = records(daemon, rule: "lan-down", netns: ns.name, count: 4)
+        #expect(Self.onceEach(down) && down.allSatisfy { $0["src"] as? String == "10.10.0.1" && $0["trigger"] as? String == "link-down lan0" })
         let p = try fixture.probe()
         // The address is still on the (down) link, so one end of the pair may see the other's RST.
         #expect(Self.killed(Self.targets(p, "10.10.0.1")), "\(p)")
@@ -240,7 +250,7 @@ import Glibc
         #expect(up.count == 2 && up.allSatisfy { $0["trigger"] as? String == "link-up vpn0" && $0["outcome"] as? String == "would-destroy" })
         #expect(try fixture.probe().filter { $0.key.contains("10.10.1.1") }.values.allSatisfy { $0 == "ok" })
         // Nothing fired for lan1 or vpn1 (their names do not match the rules' interfaces).
-        #expect(daemon.records.count == 7)
+        #expect(daemon.records.count == records(daemon, rule: "lan-down", netns: ns.name).count + 2)
     }
 
     @Test func auditModeDestroysNothingAndLogsEachMatch() throws {
