@@ -101,6 +101,9 @@ public struct BPFDestroySpec: Sendable {
     public var everything: Bool
     /// false: only count (BPFDestroyResult.counts); no per-socket records. The benchmark floor.
     public var collectRecords: Bool
+    /// Only the sockets whose cookie % `count` == `index` (nil: all). `count` passes with the
+    /// indexes 0..<count, on as many destroyers and threads, cover the namespace once.
+    public var shard: (index: UInt16, count: UInt16)?
 
     public init(clauses: [Clause] = [], cookies: Set<UInt64>? = nil, protocols: Set<TransportProtocol> = [.tcp, .udp],
                 dryRun: Bool = false, everything: Bool = false, collectRecords: Bool = true) {
@@ -126,6 +129,9 @@ public struct BPFDestroySpec: Sendable {
         }
         if let c = cookies, c.count > Self.maxCookies {
             throw .invalidSpec("\(c.count) cookies, at most \(Self.maxCookies) fit the BPF cookie map")
+        }
+        if let s = shard, s.count == 0 || s.index >= s.count {
+            throw .invalidSpec("shard \(s.index) of \(s.count)")
         }
         if everything && !clauses.isEmpty {
             throw .invalidSpec("`everything` cannot be combined with clauses")

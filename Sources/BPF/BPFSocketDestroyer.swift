@@ -121,6 +121,7 @@ public final class BPFSocketDestroyer: @unchecked Sendable {
         var cfg = sockctl_config()
         cfg.nclauses = UInt32(spec.clauses.count)
         cfg.cookie_gen = generation
+        if let s = spec.shard { cfg.shard = UInt32(s.count) << 16 | UInt32(s.index) }
         if spec.dryRun { cfg.mode |= SOCKCTL_MODE_DRY_RUN }
         if spec.everything { cfg.mode |= SOCKCTL_MODE_ALL }
         if spec.cookies != nil { cfg.mode |= SOCKCTL_MODE_COOKIES }

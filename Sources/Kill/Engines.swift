@@ -58,6 +58,21 @@ enum SharedDestroyer {
         lock.withLock { if case .success = loaded { return true } else { return false } }
     }
 
+    nonisolated(unsafe) private static var second: BPFSocketDestroyer?
+
+    /// A second destroyer (programs and maps of its own), loaded by `SocketKiller.preloadBPF()`:
+    /// with it, a kill in one namespace runs two half passes (by cookie parity) on two threads.
+    static var helper: BPFSocketDestroyer? { lock.withLock { second } }
+
+    /// Loads the second destroyer (after the first); nil when loaded, otherwise why not.
+    static func loadHelper() -> String? {
+        lock.withLock {
+            if second != nil { return nil }
+            do { second = try BPFSocketDestroyer() } catch { return "\(error)" }
+            return nil
+        }
+    }
+
     static func get() -> Result<BPFSocketDestroyer, BPFError> {
         lock.withLock {
             if let loaded, case .success = loaded { return loaded }
@@ -171,7 +186,8 @@ extension SocketKiller {
         /// One iterator pass; request sockets it cannot take are destroyed by cookie over netlink.
         /// Results are emitted per read() of the iterator, so the caller prints while the kernel
         /// goes on destroying.
-        func pass(_ spec: BPFDestroySpec, _ label: String?, _ emit: Engine.Emit) throws {
+        func pass(_ spec: BPFDestroySpec, _ label: String?, on destroyer: BPFSocketDestroyer = destroyer,
+                  _ emit: Engine.Emit) throws {
             var viaNetlink: [Socket] = []
             var emitError: Error?
             do {
@@ -242,7 +258,23 @@ extension SocketKiller {
                 if let rawPlan, !raw.isEmpty { try rawPlan.destroy(raw, label: label, emit) }
             },
             run: { label, emit in
-                if let s = spec { try pass(s, label, emit) }
+                if let s = spec, !s.dryRun, let helper = SharedDestroyer.helper {
+                    // Two half passes at once: odd cookies on a helper thread (created here, so in
+                    // this namespace) with the second destroyer, even ones here; the kernel's
+                    // destroy work then runs on two cores. The helper's results are emitted after.
+                    var odd = s
+                    odd.shard = (1, 2)
+                    var even = s
+                    even.shard = (0, 2)
+                    let other = HalfPass { var out: [KillResult] = []; try pass(odd, label, on: helper) { out.append($0) }; return out }
+                    var mine: Error?
+                    do { try pass(even, label, emit) } catch { mine = error }
+                    let theirs = other.wait()
+                    if let mine { throw mine }
+                    for r in try theirs.get() { try emit(r) }
+                } else if let s = spec {
+                    try pass(s, label, emit)
+                }
                 if let rawPlan { try rawPlan.selectAndDestroy(label: label, emit) }
             })
         engine.clauseCount = spec?.clauses.count ?? 0
@@ -252,12 +284,38 @@ extension SocketKiller {
 
 extension SocketKiller {
     /// Loads and verifies the BPF destroy programs now, once per process, so that later `.auto`
-    /// kills in one namespace take the BPF backend without paying the load (100–170 ms) then. A
-    /// daemon calls this at start. Returns nil when loaded, otherwise why not.
+    /// kills in one namespace take the BPF backend without paying the load (100–170 ms) then;
+    /// also a second copy, so that such a kill splits its pass over two threads. A daemon calls
+    /// this at start. Returns nil when loaded, otherwise why not.
     public static func preloadBPF() -> String? {
         switch SharedDestroyer.get() {
-        case .success: return nil
+        case .success: return SharedDestroyer.loadHelper()
         case .failure(let e): return "\(e)"
         }
+    }
+}
+
+/// One half pass on a thread of its own (it inherits the creating thread's network namespace).
+final class HalfPass: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var result: Result<[KillResult], Error>?
+
+    init(_ work: @escaping () throws -> [KillResult]) {
+        let t = Thread { [self] in
+            let r = Result { try work() }
+            condition.lock()
+            result = r
+            condition.broadcast()
+            condition.unlock()
+        }
+        t.name = "sockctl-half-pass"
+        t.start()
+    }
+
+    func wait() -> Result<[KillResult], Error> {
+        condition.lock()
+        defer { condition.unlock() }
+        while result == nil { condition.wait() }
+        return result!
     }
 }

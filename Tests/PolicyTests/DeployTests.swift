@@ -95,13 +95,14 @@ import Glibc
         let ns = try TestNamespace("unit")
         try ns.addAddress("10.13.0.5/32")
         try ns.addAddress("10.13.0.6/32")
-        try """
+        let requestRule = """
         rules:
           - name: on-request
             on: request
             match: 'dport = :8080'
             netns: [\(ns.name)]
-        """.write(toFile: policy, atomically: true, encoding: .utf8)
+        """
+        try requestRule.write(toFile: policy, atomically: true, encoding: .utf8)
         for pre in unit["ExecStartPre"] ?? [] {
             let r = sh(try local(pre))
             #expect(r.status == 0, "ExecStartPre \(pre): \(r.err)")
@@ -129,16 +130,12 @@ import Glibc
         #expect(rules.status == 200 && rules.body.contains("on-request") && !rules.body.contains("vanished-address"))
 
         // ExecReload after the policy changed: the new rule is in force.
-        try """
-        rules:
-          - name: on-request
-            on: request
-            match: 'dport = :8080'
-            netns: [\(ns.name)]
+        try (requestRule + """
+
           - name: vanished-address
             on: address-removed
             netns: [\(ns.name)]
-        """.write(toFile: policy, atomically: true, encoding: .utf8)
+        """).write(toFile: policy, atomically: true, encoding: .utf8)
         let r = sh(try local(reload, pid: pid))
         #expect(r.status == 0, "ExecReload: \(r.err)")
         #expect(Self.waitFor { Self.curl(unix: api, "/v1/rules").body.contains("vanished-address") }, "reloaded: \(log())")

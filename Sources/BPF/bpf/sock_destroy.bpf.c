@@ -201,6 +201,12 @@ static __attribute__((always_inline)) int visit(struct bpf_iter_meta *meta, stru
 		return 0;
 	}
 
+	if (cfg->shard >> 16) {
+		r.cookie = bpf_get_socket_cookie(sk);
+		if (r.cookie % (cfg->shard >> 16) != (cfg->shard & 0xffff))
+			return 0;
+	}
+
 	if (cfg->mode & SOCKCTL_MODE_COOKIES) {
 		r.cookie = bpf_get_socket_cookie(sk);
 		__u32 *gen = bpf_map_lookup_elem(&cookies, &r.cookie);

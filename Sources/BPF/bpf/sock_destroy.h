@@ -41,7 +41,9 @@ struct sockctl_config {
 	__u32 nclauses;
 	__u32 mode;
 	__u32 cookie_gen; /* cookie map entries must carry this value to count */
-	__u32 pad;
+	/* 0: every socket. Otherwise (count << 16) | index: only sockets whose cookie % count ==
+	 * index, so that `count` iterators (each with its own maps) split one pass between threads. */
+	__u32 shard;
 };
 
 /* Counters of one iteration, reset by userspace before each run. */
