@@ -16,10 +16,6 @@ public final class PolicyEngine: @unchecked Sendable {
         /// How often all namespaces are scanned again (besides /run/netns changes).
         public var rescanInterval: Double = 5
         public var netnsDirectory = "/run/netns"
-        /// nice value of the route monitor threads, which destroy the sockets of their namespace's
-        /// events: below 0 they get the CPU first on a busy host (the latency target is 50 ms).
-        /// 0 leaves them as they are; the reporting thread runs at +10 either way.
-        public var eventNice: Int32 = -10
         /// Load the BPF destroy programs at start, so that kills in one namespace (every event
         /// kill) take the BPF backend (`--backend auto` picks it once loaded): one pass of the
         /// kernel's socket iterator destroys them, no netlink dump and destroy messages.
@@ -43,7 +39,6 @@ public final class PolicyEngine: @unchecked Sendable {
     private var namespaces: [NetworkNamespace] = []
     private var monitors: [NamespaceIdentity: RouteMonitor] = [:]
     private var intervalTasks: [Task<Void, Never>] = []
-    private var priorityWarned = false
     /// Interval rules: cookies each has acted on already. A destroyed UDP socket that was bound to
     /// an address stays in the socket table (the kernel only disconnects it), so without this an
     /// interval rule would report it again on every run.
@@ -111,7 +106,7 @@ public final class PolicyEngine: @unchecked Sendable {
         let wantedIDs = Set(wanted.map(\.identity))
         var started: [RouteMonitor] = []
         for ns in wanted where monitors[ns.identity] == nil {
-            let m = RouteMonitor(namespace: ns, nice: options.eventNice) { [weak self] ns, e, t in self?.routeEvent(e, in: ns, receivedAt: t) }
+            let m = RouteMonitor(namespace: ns) { [weak self] ns, e, t in self?.routeEvent(e, in: ns, receivedAt: t) }
             monitors[ns.identity] = m
             started.append(m)
         }
@@ -163,13 +158,6 @@ public final class PolicyEngine: @unchecked Sendable {
     // MARK: events
 
     func routeEvent(_ event: RouteEvent, in ns: NetworkNamespace, receivedAt t0: UInt64) {
-        if let why = lock.withLock({ () -> String? in
-            guard !priorityWarned, let e = monitors[ns.identity]?.priorityError else { return nil }
-            priorityWarned = true
-            return e
-        }) {
-            logger.warning("event threads keep their CPU priority", metadata: ["error": "\(why)"])
-        }
         let rules = policy.rules.filter { rule in
             guard rule.netns.covers(name: ns.name, isHost: ns.isHost) else { return false }
             if let pattern = rule.interface {

@@ -1,4 +1,3 @@
-import CLinuxUAPI
 import Foundation
 import Namespaces
 import Netlink
@@ -27,27 +26,20 @@ public enum RouteEvent: Sendable, Equatable {
 /// thread with the monotonic time (ns) at which the message was received.
 public final class RouteMonitor: @unchecked Sendable {
     public let namespace: NetworkNamespace
-    /// nice value for the monitor's thread (0: unchanged). The handler runs on it, and threads it
-    /// starts (e.g. a kill's second destroy lane) inherit it.
-    public let nice: Int32
     private let handler: @Sendable (NetworkNamespace, RouteEvent, UInt64) -> Void
     private let lock = NSLock()
     private var stopped = false
     private var readyFlag = false
     private var failure: String?
 
-    public init(namespace: NetworkNamespace, nice: Int32 = 0, handler: @escaping @Sendable (NetworkNamespace, RouteEvent, UInt64) -> Void) {
+    public init(namespace: NetworkNamespace, handler: @escaping @Sendable (NetworkNamespace, RouteEvent, UInt64) -> Void) {
         self.namespace = namespace
-        self.nice = nice
         self.handler = handler
     }
 
     /// True once the subscription is open and the initial link/address tables are read.
     public var isReady: Bool { lock.withLock { readyFlag } }
     public var error: String? { lock.withLock { failure } }
-    /// Why the thread's nice value could not be set (e.g. no CAP_SYS_NICE), once it tried.
-    public var priorityError: String? { lock.withLock { niceFailure } }
-    private var niceFailure: String?
 
     public func start() {
         let ns = namespace
@@ -71,10 +63,6 @@ public final class RouteMonitor: @unchecked Sendable {
     }
 
     private func loop() throws {
-        if nice != 0, setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(sockctl_gettid()), nice) != 0 {
-            let why = String(cString: strerror(errno))
-            lock.withLock { niceFailure = "nice \(nice): \(why)" }
-        }
         let events = try NetlinkSocket(family: RouteConstants.family, receiveBufferSize: 4 << 20)
         for g in [RouteConstants.groupLink, RouteConstants.groupIPv4Address, RouteConstants.groupIPv6Address] {
             try events.join(group: g)

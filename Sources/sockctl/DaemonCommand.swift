@@ -32,8 +32,6 @@ struct DaemonCommand: ParsableCommand {
     var audit = false
     @Option(name: .customLong("rescan"), help: "Scan for new or deleted namespaces this often (besides /run/netns changes).")
     var rescan = "5s"
-    @Option(name: .customLong("event-nice"), help: "nice value (-20..19) of the threads that destroy sockets on events; 0 leaves them as they are.")
-    var eventNice: Int32 = -10
     @Flag(name: .customLong("preload-bpf"), inversion: .prefixedNo,
           help: "Load the BPF destroy programs at start so that kills in one namespace (events) use them; netlink when the kernel or libbpf cannot.")
     var preloadBpf = true
@@ -44,7 +42,6 @@ struct DaemonCommand: ParsableCommand {
         if check == nil && config == nil { throw ValidationError("give --config FILE to run, or --check FILE to validate") }
         if check != nil && config != nil { throw ValidationError("--check and --config cannot be combined") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level: unknown level '\(logLevel)'") }
-        if !(-20...19).contains(eventNice) { throw ValidationError("--event-nice: \(eventNice) is not a nice value (-20..19)") }
     }
 
     func run() throws {
@@ -85,7 +82,6 @@ struct DaemonCommand: ParsableCommand {
         var options = PolicyEngine.Options(configPath: config!)
         options.auditAll = audit
         options.rescanInterval = period
-        options.eventNice = eventNice
         options.preloadBPF = preloadBpf
         let conf = DaemonConfiguration(engine: options, endpoint: endpoint)
         let done = DispatchSemaphore(value: 0)
