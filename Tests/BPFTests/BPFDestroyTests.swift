@@ -339,3 +339,61 @@ struct BPFDestroyTests {
         #expect(r.counts.notDestroyable == 1 && r.counts.failed == 0)
     }
 }
+
+@Suite("BPF shards (root, network namespaces)")
+struct BPFShardTests {
+    /// Two half passes (cookie % 2 == 0 and == 1), each on a destroyer of its own and on a thread
+    /// of its own at the same time, destroy exactly what one whole pass would: every matching
+    /// socket once, none twice, the spared ones untouched.
+    @Test func twoConcurrentHalfPassesCoverTheSetOnce() throws {
+        let ns = try TestNetns()
+        defer { ns.remove() }
+        let (hit, spared) = try ns.run { (try openGroup("127.0.0.1", 5101, count: 40, v6: false), try openGroup("127.0.0.1", 5102, count: 5, v6: false)) }
+        defer { hit.closeAll(); spared.closeAll() }
+        let whole = BPFDestroySpec(clauses: [.init(family: .ipv4, sourcePorts: 5101...5101)], protocols: [.tcp])
+        let preview = try ns.run { try destroyer().destroy({ var s = whole; s.dryRun = true; return s }()) }
+        let expected = Set(preview.records.map(\.cookie))
+        #expect(expected == hit.serverCookies.union([Sock.cookie(hit.listener)]))
+
+        let second = try BPFSocketDestroyer()
+        var odd = whole
+        odd.shard = (1, 2)
+        var even = whole
+        even.shard = (0, 2)
+        let other = try ns.run { () -> Thread.Outcome in
+            // Started here, so the helper thread is in the namespace as well.
+            let t = Thread.Outcome { try second.destroy(odd) }
+            return t
+        }
+        let mine = try ns.run { try destroyer().destroy(even) }
+        let theirs = try other.wait()
+        #expect(mine.records.allSatisfy { $0.cookie % 2 == 0 } && theirs.records.allSatisfy { $0.cookie % 2 == 1 })
+        let all = (mine.records + theirs.records).map(\.cookie)
+        #expect(Set(all).count == all.count, "a socket was destroyed by both halves")
+        #expect(Set(all) == expected)
+        #expect((mine.records + theirs.records).allSatisfy { $0.outcome == .destroyed })
+        for p in spared.pairs { #expect(Sock.exchanges(p.client, p.server)) }
+        var bad = whole
+        bad.shard = (2, 2)
+        #expect(throws: BPFError.self) { try destroyer().destroy(bad) }
+    }
+}
+
+extension Thread {
+    /// A destroy on a thread of its own; `wait()` gives its result.
+    final class Outcome: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var result: Result<BPFDestroyResult, Error>?
+        init(_ work: @escaping () throws -> BPFDestroyResult) {
+            Thread { [self] in
+                let r = Result { try work() }
+                condition.lock(); result = r; condition.broadcast(); condition.unlock()
+            }.start()
+        }
+        func wait() throws -> BPFDestroyResult {
+            condition.lock(); defer { condition.unlock() }
+            while result == nil { condition.wait() }
+            return try result!.get()
+        }
+    }
+}
