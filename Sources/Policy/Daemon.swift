@@ -20,7 +20,8 @@ struct EngineService: Service {
             let logger = engine.logger
             Foundation.Thread.detachNewThread {
                 if let why = SocketKiller.preloadBPF() {
-                    logger.info("BPF destroy programs not loaded; kills use netlink", metadata: ["reason": "\(why)"])
+                    // Without the first copy kills use netlink; without the second, one BPF pass.
+                    logger.info("BPF destroy programs not (all) loaded", metadata: ["reason": "\(why)"])
                 } else {
                     logger.info("BPF destroy programs loaded: kills in one namespace use them")
                 }
