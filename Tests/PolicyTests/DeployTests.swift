@@ -148,7 +148,9 @@ import Glibc
         #expect(Self.waitFor(10) { log().contains("BPF destroy programs loaded") }, "\(log())")
         let fixture = try SocketFixture(netns: ns.name, args: ["10.13.0.5", "10.13.0.6"])
         try ns.deleteAddress("10.13.0.5/32")
-        let p = try fixture.probe { DaemonEventTests.targets($0, "10.13.0.5").values.allSatisfy { $0 == "ECONNABORTED" } }
+        // Probe once the daemon reported the kill (a probe racing it could see the address vanish first).
+        #expect(Self.waitFor(10) { log().contains("sockets destroyed") }, "\(log())")
+        let p = try fixture.probe()
         #expect(DaemonEventTests.targets(p, "10.13.0.5").values.allSatisfy { $0 == "ECONNABORTED" }, "\(p) \(log())")
         #expect(DaemonEventTests.targets(p, "10.13.0.6").values.allSatisfy { $0 == "ok" }, "\(p)")
 
@@ -303,7 +305,8 @@ import Glibc
         #expect(waitFor(10) { log().contains("BPF destroy programs loaded") }, "\(log())")
         let fixture = try SocketFixture(netns: pod.name, args: ["10.14.0.5", "10.14.0.6"])
         try pod.deleteAddress("10.14.0.5/32")
-        let after = try fixture.probe { DaemonEventTests.targets($0, "10.14.0.5").values.allSatisfy { $0 == "ECONNABORTED" } }
+        #expect(waitFor(10) { log().contains("sockets destroyed") }, "\(log())")
+        let after = try fixture.probe()
         #expect(DaemonEventTests.targets(after, "10.14.0.5").values.allSatisfy { $0 == "ECONNABORTED" }, "\(after) \(log())")
         #expect(DaemonEventTests.targets(after, "10.14.0.6").values.allSatisfy { $0 == "ok" }, "\(after)")
 

@@ -67,6 +67,9 @@ def probe(s, peer):
         peer.recv(1)
         return "ok"
     except OSError as x:
+        # recv() reported (and so cleared) the peer's error: keep it for the peer's own probe.
+        if x.errno is not None:
+            sticky[peer.fileno()] = errno.errorcode.get(x.errno, str(x.errno))
         return "peer-" + errno.errorcode.get(x.errno, str(x.errno))
 
 for line in sys.stdin:
