@@ -94,6 +94,21 @@ public struct NetworkNamespace: Hashable, Sendable, CustomStringConvertible {
             "network namespace \(label) is gone (none of \(paths.joined(separator: ", ")) refers to net:[\(inode)] any more)")
     }
 
+    /// Identity of the user namespace that owns this network namespace (ioctl NS_GET_USERNS).
+    /// Capability checks on its sockets (e.g. CAP_NET_ADMIN for SOCK_DESTROY) are made against that
+    /// user namespace, so namespaces with the same owner give the same answer. nil when it cannot be
+    /// told (the namespace vanished, or its owner is outside our user namespace).
+    public func ownerUserNamespace() -> NamespaceIdentity? {
+        guard let fd = try? open() else { return nil }
+        defer { close(fd) }
+        let user = sockctl_ns_get_userns(fd)
+        guard user >= 0 else { return nil }
+        defer { close(user) }
+        var st = stat()
+        guard fstat(user, &st) == 0 else { return nil }
+        return NamespaceIdentity(st)
+    }
+
     /// The namespace of the calling thread (/proc/thread-self/ns/net), labelled like `discoverAll`.
     public static func current() throws -> NetworkNamespace {
         let processPath = "/proc/\(getpid())/ns/net"
