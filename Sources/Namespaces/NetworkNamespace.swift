@@ -21,6 +21,13 @@ public struct NamespaceIdentity: Hashable, Sendable, Comparable, CustomStringCon
         self.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 
+    /// The identity of the namespace file at `path` (e.g. /proc/1/ns/user), nil when it cannot be
+    /// stat'ed.
+    public init?(path: String) {
+        guard let st = NSFS.statPath(path).0 else { return nil }
+        self.init(st)
+    }
+
     public static func < (a: Self, b: Self) -> Bool {
         (a.device, a.inode) < (b.device, b.inode)
     }
