@@ -90,6 +90,36 @@ import Testing
         #expect(s.allTargetsAlive())
     }
 
+    /// TIME-WAIT sockets are selected when the filter names the state, reported as not destroyable
+    /// (the kernel has nothing to abort), and not counted as failures.
+    @Test(arguments: backends) func timeWaitIsNotDestroyableNotAFailure(backend: KillBackend) throws {
+        let ns = try TestNetns("tw")
+        defer { ns.remove() }
+        let net = try NamespaceResolver().resolve(ns.name)
+        try NamespaceRunner.run(in: net) { () throws -> Void in
+            let l = try Sock.listener("127.0.0.1", 7207, v6: false)
+            defer { close(l) }
+            let p = try Sock.pair(listener: l, "127.0.0.1", 7207, v6: false)
+            // The client closes first: its end goes through FIN-WAIT to TIME-WAIT.
+            close(p.client)
+            var b: UInt8 = 0
+            _ = recv(p.server, &b, 1, 0)
+            close(p.server)
+        }
+        func timeWait() -> Int {
+            ns.exec(["ss", "-Htn", "state", "time-wait", "dport = :7207"]).stdout.split(separator: "\n").count
+        }
+        for _ in 0..<50 where timeWait() == 0 { usleep(20_000) }
+        #expect(timeWait() == 1)
+        var req = try KillRequest(filter: "state time-wait dport = :7207", protocols: [.tcp], namespaces: .list([net]))
+        req.backend = backend
+        let report = try SocketKiller().kill(req)
+        #expect(report.results.map(\.outcome) == [.notDestroyable])
+        #expect(report.results.first?.socket.state == .timeWait)
+        #expect(report.summary.failed == 0 && report.summary.namespaces.first?.notDestroyable == 1)
+        #expect(timeWait() == 1, "still there: TIME-WAIT cannot be destroyed")
+    }
+
     /// A request socket (SYN-RECV: TCP_DEFER_ACCEPT holds the server side of the handshake until
     /// data arrives) under `backend: .bpf`: the iterator cannot destroy it, so it goes to netlink by
     /// cookie and is reported destroyed; the listener and an established pair on it are untouched,
