@@ -9,6 +9,8 @@
 
 int sockctl_ns_get_nstype(int fd) { return ioctl(fd, NS_GET_NSTYPE); }
 
+int sockctl_ns_get_userns(int fd) { return ioctl(fd, NS_GET_USERNS); }
+
 ssize_t sockctl_getdents64(int fd, void *buf, size_t len) {
     return (ssize_t)syscall(SYS_getdents64, fd, buf, len);
 }

@@ -42,12 +42,14 @@ public enum SocketSelection {
     /// passes the filter (and `extra`, when given). Runs on a thread that is already in the target
     /// namespace. `states` is used for a kind when the filter names no state. `tcpInOneWalk`: TCP
     /// sockets of both families from one walk of the kernel's tables (DumpQuery.tcpInOneWalk).
+    /// `client`: dump on this session (made in the same namespace) instead of a new one.
     public static func collect(kinds: [SocketKind], families: [UInt8], filter: SocketFilter,
                                states: (SocketKind) -> UInt32, extensions: InetDiagExtensions,
                                label: String?, owners: ((UInt32) throws -> [SocketProcess])? = nil,
                                extra: ((Socket) -> Bool)? = nil, tcpInOneWalk: Bool = false,
+                               client: SockDiagClient? = nil,
                                _ body: (Socket, String?) throws -> Void) throws {
-        let client = try SockDiagClient()
+        let client = try client ?? SockDiagClient()
         let context = FilterContext.system
         var compiled: [UInt8: CompiledFilter] = [:]
         var unixFilter: CompiledFilter?
@@ -59,7 +61,14 @@ public enum SocketSelection {
         for kind in kinds {
             let fams: [UInt8] = kind.isUnix ? [UInt8(AF_UNIX)] : families.filter { compiled[$0].map { !$0.matchesNothing } ?? false }
             if kind.isUnix, unixFilter?.matchesNothing ?? true { continue }
-            var query = DumpQuery(kinds: [kind], families: fams, states: kernelStateMask(filter.stateMask ?? states(kind)))
+            var mask = kernelStateMask(filter.stateMask ?? states(kind))
+            // No listener can match (e.g. a dst or dport term): the kernel then skips its walk of
+            // the host-wide listening hash, once per namespace.
+            if kind == .tcp && !fams.contains(where: { filter.mayMatchListeners(family: $0) }) {
+                mask &= ~SocketState.listen.mask
+                if mask == 0 { continue }
+            }
+            var query = DumpQuery(kinds: [kind], families: fams, states: mask)
             query.extensions = extensions
             // Both families' programs come from one expression and differ only in host terms the
             // kernel checks per socket family, so the AF_INET6 program is right for both.

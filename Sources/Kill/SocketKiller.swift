@@ -334,23 +334,14 @@ public final class SocketKiller: Sendable {
             return summary
         }
 
-        // Probe every namespace before touching any: a missing capability or kernel feature fails
-        // the whole kill with nothing destroyed. Namespaces that vanished are reported and skipped.
+        // Probe before touching any namespace: a missing capability or kernel feature fails the
+        // whole kill with nothing destroyed. Namespaces that vanished are reported and skipped.
         var usable: [NetworkNamespace] = []
         var skipped: [NetworkNamespace: String] = [:]
         if request.dryRun {
             usable = spaces
         } else {
-            let probe = engine.probe
-            let probes = NamespaceRunner.map(spaces, parallelism: parallelism) { ns in try probe(ns.label) }
-            for (ns, p) in zip(spaces, probes) {
-                switch p {
-                case .success: usable.append(ns)
-                case .failure(let e as KillError): throw e
-                case .failure(let e as NamespaceError) where spaces.count > 1: skipped[ns] = "\(e)"
-                case .failure(let e): throw e
-                }
-            }
+            usable = try Self.probeByOwner(spaces, skipped: &skipped, parallelism: parallelism, probe: engine.probe)
         }
         var preselected: [NetworkNamespace: [(Socket, String?)]]?
         if let max = request.max {
@@ -396,6 +387,45 @@ public final class SocketKiller: Sendable {
         })
         summary.namespaces = spaces.map { byNamespace[$0]! }
         return summary
+    }
+
+    /// Probes `spaces` and returns those that can be worked on, in order; vanished ones go to
+    /// `skipped` (with one namespace, its error is thrown). SOCK_DESTROY checks CAP_NET_ADMIN against
+    /// the user namespace that owns the socket's network namespace, and destroy support is a
+    /// property of the kernel, so one probe answers for every namespace with the same owner: on a
+    /// host where all belong to the initial user namespace, one probe instead of one per namespace.
+    /// A namespace whose owner cannot be told is probed itself; when the namespace probed for a
+    /// group vanished, the rest of the group is probed again.
+    static func probeByOwner(_ spaces: [NetworkNamespace], skipped: inout [NetworkNamespace: String], parallelism: Int,
+                             probe: @escaping (String?) throws -> Void) throws -> [NetworkNamespace] {
+        let owners = spaces.map { $0.ownerUserNamespace() }
+        var pending = Array(spaces.indices)
+        var ok = Set<Int>()
+        while !pending.isEmpty {
+            // One representative per owner (the first pending one); unknown owners each their own.
+            var picked: [Int] = []
+            var seen = Set<NamespaceIdentity>()
+            for i in pending {
+                if let o = owners[i] { if seen.insert(o).inserted { picked.append(i) } } else { picked.append(i) }
+            }
+            let results = NamespaceRunner.map(picked.map { spaces[$0] }, parallelism: parallelism) { ns in try probe(ns.label) }
+            var done = Set<Int>()
+            for (i, r) in zip(picked, results) {
+                switch r {
+                case .success:
+                    let group = owners[i].map { o in pending.filter { owners[$0] == o } } ?? [i]
+                    ok.formUnion(group)
+                    done.formUnion(group)
+                case .failure(let e as KillError): throw e
+                case .failure(let e as NamespaceError) where spaces.count > 1:
+                    skipped[spaces[i]] = "\(e)"
+                    done.insert(i)
+                case .failure(let e): throw e
+                }
+            }
+            pending.removeAll { done.contains($0) }
+        }
+        return spaces.indices.filter { ok.contains($0) }.map { spaces[$0] }
     }
 
     /// Destroys a UDP socket of our own in the calling thread's namespace by cookie with
@@ -511,7 +541,12 @@ struct NetlinkPlan: @unchecked Sendable {
     /// (1,500 TCP clients, 1,500 connected UDP sockets on one port) checks that none is left.
     func selectAndDestroy(label: String?, _ emit: (KillResult) throws -> Void) throws {
         if request.dryRun { return try destroy(try select(label: label), label: label, emit) }
-        let netlink = try SockDiagClient.openSocket()
+        // The dump's own socket destroys what is left once the dump is read; a second socket is
+        // opened only when batches fill up while the dump is still running (most namespaces of an
+        // all-namespaces kill hold a few matches or none: no socket, no thread for them).
+        let client = try SockDiagClient()
+        var midDump: NetlinkSocket?
+        var dumping = true
         // A second lane: once there is a whole batch, a helper thread with a netlink socket of its
         // own (opened here, so it talks to this namespace) destroys batches whenever it is idle,
         // while this thread goes on reading the dump or destroys the next batch itself. Most of a
@@ -533,16 +568,25 @@ struct NetlinkPlan: @unchecked Sendable {
                 pending.reserveCapacity(batchSize)
                 return
             }
+            let netlink: NetlinkSocket
+            if dumping {
+                if midDump == nil { midDump = try SockDiagClient.openSocket() }
+                netlink = midDump!
+            } else {
+                netlink = client.socket
+            }
             let outcomes = try SockDiagClient.destroy(pending.map { $0.0 }, on: netlink, batch: batchSize)
             try emitAll(Array(zip(pending, outcomes)))
             pending.removeAll(keepingCapacity: true)
         }
         do {
             try SocketSelection.collect(kinds: kinds, families: request.families, filter: request.filter, states: states,
-                                        extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true) { s, iface in
+                                        extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true,
+                                        client: client) { s, iface in
                 pending.append((s, iface))
                 if pending.count >= batchSize { try flush(last: false) }
             }
+            dumping = false
             try flush(last: true)
         } catch {
             _ = try? lane?.finish()

@@ -21,6 +21,13 @@ public struct NamespaceIdentity: Hashable, Sendable, Comparable, CustomStringCon
         self.init(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 
+    /// The identity of the namespace file at `path` (e.g. /proc/1/ns/user), nil when it cannot be
+    /// stat'ed.
+    public init?(path: String) {
+        guard let st = NSFS.statPath(path).0 else { return nil }
+        self.init(st)
+    }
+
     public static func < (a: Self, b: Self) -> Bool {
         (a.device, a.inode) < (b.device, b.inode)
     }
@@ -92,6 +99,21 @@ public struct NetworkNamespace: Hashable, Sendable, CustomStringConvertible {
         throw NamespaceError(
             .vanished,
             "network namespace \(label) is gone (none of \(paths.joined(separator: ", ")) refers to net:[\(inode)] any more)")
+    }
+
+    /// Identity of the user namespace that owns this network namespace (ioctl NS_GET_USERNS).
+    /// Capability checks on its sockets (e.g. CAP_NET_ADMIN for SOCK_DESTROY) are made against that
+    /// user namespace, so namespaces with the same owner give the same answer. nil when it cannot be
+    /// told (the namespace vanished, or its owner is outside our user namespace).
+    public func ownerUserNamespace() -> NamespaceIdentity? {
+        guard let fd = try? open() else { return nil }
+        defer { close(fd) }
+        let user = sockctl_ns_get_userns(fd)
+        guard user >= 0 else { return nil }
+        defer { close(user) }
+        var st = stat()
+        guard fstat(user, &st) == 0 else { return nil }
+        return NamespaceIdentity(st)
     }
 
     /// The namespace of the calling thread (/proc/thread-self/ns/net), labelled like `discoverAll`.

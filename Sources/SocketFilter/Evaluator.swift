@@ -106,3 +106,37 @@ struct Evaluator {
         return UInt16(lo)...UInt16(hi)
     }
 }
+
+extension SocketFilter {
+    /// False when no listening TCP socket of `family` can match the expression. A listener has no
+    /// peer (destination: the unspecified address, port 0), so terms on the destination are decided
+    /// for it and every other term is unknown; the expression is evaluated with three-valued logic.
+    /// `dst 10.0.0.0/8` or `dport = :443` rule listeners out, and a dump may then leave LISTEN out of
+    /// its state mask: the kernel skips its walk of the host-wide listening hash table.
+    public func mayMatchListeners(family: UInt8) -> Bool {
+        guard let e = expression else { return true }
+        return Self.listenerValue(e, family: family) != false
+    }
+
+    /// true / false when decided for every listener of `family`, nil when it depends on the socket.
+    static func listenerValue(_ e: FilterExpr, family: UInt8) -> Bool? {
+        switch e {
+        case .and(let a, let b):
+            let x = listenerValue(a, family: family), y = listenerValue(b, family: family)
+            if x == false || y == false { return false }
+            return x == true && y == true ? true : nil
+        case .or(let a, let b):
+            let x = listenerValue(a, family: family), y = listenerValue(b, family: family)
+            if x == true || y == true { return true }
+            return x == false && y == false ? false : nil
+        case .not(let a):
+            return listenerValue(a, family: family).map { !$0 }
+        case .term(.host(.destination, let c), _):
+            return Evaluator.hostMatches(c, address: nil, port: 0, family: family)
+        case .term(.port(.destination, let op, let p), _):
+            return op.holds(UInt16(0), p)
+        case .term:
+            return nil
+        }
+    }
+}

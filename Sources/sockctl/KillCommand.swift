@@ -100,13 +100,21 @@ struct Kill: ParsableCommand {
         if !json && !noHeader && !headerDone { w.write("Outcome         "); printer.writeHeader(&w) }
         try w.flush()
         if verbose { FileHandleStderr.write("sockctl: backend \(summary.backend): \(summary.backendReason)\n") }
+        // Per namespace: what happened where something matched or went wrong; over several
+        // namespaces the quiet ones are counted, not listed (--all-netns may cover hundreds).
         var parts: [String] = []
+        var quiet = 0
+        let several = summary.namespaces.count > 1
         for ns in summary.namespaces {
             let counts = [("already-gone", ns.alreadyGone), ("destroyed", ns.destroyed), ("failed", ns.failed),
                           ("not-destroyable", ns.notDestroyable), ("would-destroy", ns.wouldDestroy)]
                 .filter { $0.1 > 0 }.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
+            if several && ns.error == nil && counts.isEmpty { quiet += 1; continue }
             let what = ns.error.map { "not worked on: \($0)" } ?? (counts.isEmpty ? "nothing matched" : counts)
             parts.append((ns.netns.map { "netns \($0): " } ?? "") + what)
+        }
+        if quiet > 0 {
+            parts.append("nothing matched in \(quiet)\(parts.isEmpty ? "" : " other") namespace\(quiet == 1 ? "" : "s")")
         }
         let line = (dryRun ? "dry run: " : "") + "\(summary.matched) sockets matched; " + parts.joined(separator: "; ") + "\n"
         if json { FileHandleStderr.write(line) } else { w.write(line); try w.flush() }

@@ -19,5 +19,6 @@ struct SockCtl: ParsableCommand {
         FD.self,
         SynCommand.self,
         DaemonCommand.self,
+        Netns.self,
     ]
 }

@@ -90,6 +90,81 @@ import Testing
         #expect(s.allTargetsAlive())
     }
 
+    /// TIME-WAIT sockets are selected when the filter names the state, reported as not destroyable
+    /// (the kernel has nothing to abort), and not counted as failures.
+    @Test(arguments: backends) func timeWaitIsNotDestroyableNotAFailure(backend: KillBackend) throws {
+        let ns = try TestNetns("tw")
+        defer { ns.remove() }
+        let net = try NamespaceResolver().resolve(ns.name)
+        try NamespaceRunner.run(in: net) { () throws -> Void in
+            let l = try Sock.listener("127.0.0.1", 7207, v6: false)
+            defer { close(l) }
+            let p = try Sock.pair(listener: l, "127.0.0.1", 7207, v6: false)
+            // The client closes first: its end goes through FIN-WAIT to TIME-WAIT.
+            close(p.client)
+            var b: UInt8 = 0
+            _ = recv(p.server, &b, 1, 0)
+            close(p.server)
+        }
+        func timeWait() -> Int {
+            ns.exec(["ss", "-Htn", "state", "time-wait", "dport = :7207"]).stdout.split(separator: "\n").count
+        }
+        for _ in 0..<50 where timeWait() == 0 { usleep(20_000) }
+        #expect(timeWait() == 1)
+        var req = try KillRequest(filter: "state time-wait dport = :7207", protocols: [.tcp], namespaces: .list([net]))
+        req.backend = backend
+        let report = try SocketKiller().kill(req)
+        #expect(report.results.map(\.outcome) == [.notDestroyable])
+        #expect(report.results.first?.socket.state == .timeWait)
+        #expect(report.summary.failed == 0 && report.summary.namespaces.first?.notDestroyable == 1)
+        #expect(timeWait() == 1, "still there: TIME-WAIT cannot be destroyed")
+    }
+
+    /// A request socket (SYN-RECV: TCP_DEFER_ACCEPT holds the server side of the handshake until
+    /// data arrives) under `backend: .bpf`: the iterator cannot destroy it, so it goes to netlink by
+    /// cookie and is reported destroyed; the listener and an established pair on it are untouched,
+    /// and the client's next exchange meets a reset (the server end is gone).
+    @Test func synRecvGoesFromBPFToNetlink() throws {
+        let ns = try TestNetns("synrecv")
+        defer { ns.remove() }
+        let net = try NamespaceResolver().resolve(ns.name)
+        let (l, c, est) = try NamespaceRunner.run(in: net) { () -> (Int32, Int32, (client: Int32, server: Int32)) in
+            let l = try Sock.make(SOCK_STREAM, v6: false)
+            var seconds: Int32 = 30
+            _ = setsockopt(l, Int32(IPPROTO_TCP), 9 /* TCP_DEFER_ACCEPT */, &seconds, 4)
+            try Sock.bind(l, "127.0.0.1", 7205, v6: false)
+            _ = try Sock.check(listen(l, 16), "listen")
+            // One pair that sends at once (established), one client that stays silent (SYN-RECV).
+            let a = try Sock.make(SOCK_STREAM, v6: false)
+            try Sock.connect(a, "127.0.0.1", 7205, v6: false)
+            _ = "x".withCString { send(a, $0, 1, 0) }
+            let b = try Sock.accept(l)
+            let c = try Sock.make(SOCK_STREAM, v6: false)
+            try Sock.connect(c, "127.0.0.1", 7205, v6: false)
+            return (l, c, (a, b))
+        }
+        defer { close(l); close(c); close(est.client); close(est.server) }
+        func synRecv() -> [String] {
+            ns.exec(["ss", "-Htn", "state", "syn-recv", "sport = :7205"]).stdout.split(separator: "\n").map(String.init)
+        }
+        #expect(synRecv().count == 1)
+        var req = try KillRequest(filter: "state syn-recv sport = :7205", protocols: [.tcp], namespaces: .list([net]))
+        req.backend = .bpf
+        let report = try SocketKiller().kill(req)
+        #expect(report.summary.backend == "bpf")
+        #expect(report.results.count == 1)
+        #expect([SocketState.synRecv, .newSynRecv].contains(report.results.first?.socket.state ?? .close))
+        #expect(report.results.first?.outcome == .destroyed)
+        #expect(synRecv().isEmpty, "the request socket is gone")
+        // The listener and the established pair are untouched; the silent client's data is refused.
+        var buf: UInt8 = 0
+        #expect(recv(est.server, &buf, 1, 0) == 1 && buf == UInt8(ascii: "x"))
+        #expect(Sock.exchanges(est.client, est.server))
+        _ = "y".withCString { send(c, $0, 1, 0) }
+        #expect(Sock.recvErrno(c) == ECONNRESET)
+        #expect(ns.exec(["ss", "-Htln", "sport = :7205"]).stdout.split(separator: "\n").count == 1)
+    }
+
     /// auto: BPF once the programs are loaded in the process and the filter translates, netlink
     /// (with the reason) when it does not; forcing BPF with an untranslatable filter is a usage
     /// error that destroys nothing. (The small-table fallback is KillTests.autoSaysWhichBackend.)

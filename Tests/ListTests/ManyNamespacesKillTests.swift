@@ -31,5 +31,20 @@ import Testing
             #expect(here.filter { $0["dport"] as? Int == 7402 || $0["sport"] as? Int == 7402 }.count == 2, "\(ns.name)")
             #expect(here.filter { $0["dport"] as? Int == 7401 || $0["sport"] as? Int == 7401 }.isEmpty, "\(ns.name)")
         }
+
+        // The summary names the namespaces where something happened and counts the quiet ones.
+        let some = runCommand([sockctlBinary, "kill", "-t"] + args + ["dport = :7402"])
+        #expect(some.status == 0)
+        let summary = some.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(summary == "20 sockets matched; " + spaces.map { "netns \($0.name): 1 destroyed" }.joined(separator: "; "))
+        let none = runCommand([sockctlBinary, "kill", "-t"] + args + ["dport = :7401"])
+        #expect(none.status == 1)
+        #expect(none.stdout.hasSuffix("0 sockets matched; nothing matched in 20 namespaces\n"))
+        // One namespace's listener, by cookie: the other 19 are counted.
+        let listener = try #require(after.first { $0["netns"] as? String == spaces[0].name && $0["state"] as? String == "listening" })
+        let cookie = try #require(listener["cookie"] as? UInt64)
+        let one = runCommand([sockctlBinary, "kill", "-t", "-a"] + args + ["cookie \(cookie)"])
+        #expect(one.status == 0)
+        #expect(one.stdout.hasSuffix("1 sockets matched; netns \(spaces[0].name): 1 destroyed; nothing matched in 19 other namespaces\n"), "\(one.stdout)")
     }
 }

@@ -1,31 +1,32 @@
 import CLinuxUAPI
 import Foundation
+import TestSupport
 import Testing
 @testable import Namespaces
 
-/// A process alone in a new, unnamed network namespace (`unshare -n sleep 60`).
-func unnamedNamespaceHolder() throws -> Child {
-    let child = try Child(["unshare", "-n", "sleep", "60"])
+/// A process alone in a new, unnamed network namespace (`unshare -n cat`, until released).
+func unnamedNamespaceHolder() throws -> Holder {
+    let child = try holdChild(["unshare", "-n", "cat"])
     let mine = statInode("/proc/self/ns/net")
     let ready = waitUntil {
         let comm = (try? String(contentsOfFile: "/proc/\(child.pid)/comm", encoding: .utf8)) ?? ""
         let ino = statInode("/proc/\(child.pid)/ns/net")
-        return comm == "sleep\n" && ino != 0 && ino != mine
+        return comm == "cat\n" && ino != 0 && ino != mine
     }
-    #expect(ready, "unshare -n sleep did not enter a new namespace")
+    #expect(ready, "unshare -n cat did not enter a new namespace")
     return child
 }
 
 @Suite("Namespace discovery") struct DiscoveryTests {
     @Test("--all-netns finds the named, the unnamed and the host's namespace, each once and labelled")
     func discoverAllFindsEveryKind() throws {
-        let named = TestNamespace()
+        let named = try TestNamespace()
         defer { named.close() }
         // A process inside the named namespace too: it must not make it appear a second time.
-        let inNamed = try Child(["ip", "netns", "exec", named.name, "sleep", "60"])
-        defer { inNamed.stop() }
+        let inNamed = try holdChild(["ip", "netns", "exec", named.name, "cat"])
+        defer { inNamed.release() }
         let unnamed = try unnamedNamespaceHolder()
-        defer { unnamed.stop() }
+        defer { unnamed.release() }
         #expect(waitUntil { statInode("/proc/\(inNamed.pid)/ns/net") == named.inode })
 
         let all = try NetworkNamespace.discoverAll()
@@ -58,7 +59,7 @@ func unnamedNamespaceHolder() throws -> Child {
     @Test("a bind mount of an unnamed namespace is found and opens through the mount")
     func discoverFindsBindMounts() throws {
         let unnamed = try unnamedNamespaceHolder()
-        defer { unnamed.stop() }
+        defer { unnamed.release() }
         let dir = NSTemporaryDirectory() + uniqueName("mnt")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -90,10 +91,10 @@ func unnamedNamespaceHolder() throws -> Child {
 @Suite("--netns resolution") struct ResolveTests {
     @Test("a name, a path and a pid resolve to the same namespace, labelled by its name")
     func resolveForms() throws {
-        let ns = TestNamespace()
+        let ns = try TestNamespace()
         defer { ns.close() }
-        let inside = try Child(["ip", "netns", "exec", ns.name, "sleep", "60"])
-        defer { inside.stop() }
+        let inside = try holdChild(["ip", "netns", "exec", ns.name, "cat"])
+        defer { inside.release() }
         #expect(waitUntil { statInode("/proc/\(inside.pid)/ns/net") == ns.inode })
 
         let byName = try NetworkNamespace.resolve(ns.name)
@@ -172,7 +173,7 @@ func unnamedNamespaceHolder() throws -> Child {
 
     @Test("a namespace deleted after it was resolved is reported as vanished")
     func vanished() throws {
-        let ns = TestNamespace()
+        let ns = try TestNamespace()
         let resolved = try NetworkNamespace.resolve(ns.name)
         ns.close()
         let e = #expect(throws: NamespaceError.self) { try resolved.open() }
@@ -184,7 +185,7 @@ func unnamedNamespaceHolder() throws -> Child {
     @Test("a namespace only one thread has entered is found with includeThreads, via its task path")
     func threadOnlyNamespace() async throws {
         // Hold a namespace through a runner thread only: resolve it, delete its name, keep the thread in it.
-        let ns = TestNamespace()
+        let ns = try TestNamespace()
         let target = try NetworkNamespace.resolve(ns.name)
         let ino = ns.inode
         let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
@@ -215,7 +216,7 @@ func unnamedNamespaceHolder() throws -> Child {
     @Test("one namespace under two names: labelled by the first in byte order, listed once")
     func twoNames() throws {
         let unnamed = try unnamedNamespaceHolder()
-        defer { unnamed.stop() }
+        defer { unnamed.release() }
         let dir = NSTemporaryDirectory() + uniqueName("netnsdir")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Namespaces
 
@@ -6,23 +7,23 @@ import Testing
     /// A Python child inside a test namespace that names itself, opens a socketpair and a TCP
     /// listener, dups one end, and prints: pid fdA fdA2 fdB fdL inodeA inodeB inodeL.
     static let holder = """
-    import os, socket, time
+    import os, socket, sys
     open('/proc/self/comm', 'w').write('sockctl-t-idx')
     a, b = socket.socketpair()
     l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)
     a2 = os.dup(a.fileno())
     ino = lambda f: os.fstat(f).st_ino
     print(os.getpid(), a.fileno(), a2, b.fileno(), l.fileno(), ino(a.fileno()), ino(b.fileno()), ino(l.fileno()), flush=True)
-    time.sleep(60)
+    sys.stdin.read()
     """
 
     @Test("finds the sockets a child holds: pid, comm, every fd", arguments: [1, 2])
     func findsChildSockets(threads: Int) throws {
-        let ns = TestNamespace()
+        let ns = try TestNamespace()
         defer { ns.close() }
-        let child = try Child(["ip", "netns", "exec", ns.name, "python3", "-c", Self.holder])
-        defer { child.stop() }
-        let fields = (child.line() ?? "").split(separator: " ").compactMap { UInt64($0) }
+        let child = try holdChild(["ip", "netns", "exec", ns.name, "python3", "-c", Self.holder])
+        defer { child.release() }
+        let fields = (child.readLine() ?? "").split(separator: " ").compactMap { UInt64($0) }
         try #require(fields.count == 8, "holder printed \(fields)")
         let pid = Int32(fields[0]), fdA = Int32(fields[1]), fdA2 = Int32(fields[2]), fdB = Int32(fields[3]), fdL = Int32(fields[4])
         let (inoA, inoB, inoL) = (fields[5], fields[6], fields[7])

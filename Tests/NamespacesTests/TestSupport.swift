@@ -18,58 +18,17 @@ func uniqueName(_ what: String = "ns") -> String {
     "sockctl-t-\(what)-\(getpid())-\(UInt32.random(in: 0..<1_000_000))"
 }
 
-/// A named namespace (`ip netns add`) with lo up, deleted by `close()`.
-final class TestNamespace {
-    let name: String
-    init() {
-        name = uniqueName()
-        sh("ip", "netns", "add", name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-    }
-    var path: String { "/run/netns/\(name)" }
+/// TestSupport's throwaway namespace (`sockctl-t-ns-PID-N`, lo up, deleted on `close()` or when
+/// released), with the nsfs inode these tests compare against.
+extension TestSupport.TestNamespace {
+    convenience init() throws { try self.init("ns") }
     var inode: UInt64 { statInode(path) }
-    private var closed = false
-    func close() {
-        if closed { return }
-        closed = true
-        sh("ip", "netns", "del", name)
-    }
+    func close() { remove() }
 }
 
-/// A child process started with a pipe on stdout; `line()` reads what it prints, `stop()` kills it.
-final class Child {
-    let process = Process()
-    private let out = Pipe()
-    private var pending = Data()
-
-    init(_ args: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = args
-        process.standardOutput = out
-        try process.run()
-    }
-
-    var pid: Int32 { process.processIdentifier }
-
-    /// The next line of its stdout (without the newline), nil at end of file.
-    func line() -> String? {
-        while true {
-            if let nl = pending.firstIndex(of: 0x0A) {
-                let l = String(decoding: pending[pending.startIndex..<nl], as: UTF8.self)
-                pending = Data(pending[(nl + 1)...])
-                return l
-            }
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { return nil }
-            pending.append(chunk)
-        }
-    }
-
-    func stop() {
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
-    }
-}
+/// A child process held for a test (TestSupport's Holder, not waiting for a ready line). Release
+/// closes its stdin: children here end on EOF (`cat`, `sys.stdin.read()`).
+func holdChild(_ args: [String]) throws -> Holder { try Holder(args, ready: nil) }
 
 /// st_ino of what `path` leads to (following links), 0 when it cannot be stat'ed.
 func statInode(_ path: String) -> UInt64 {

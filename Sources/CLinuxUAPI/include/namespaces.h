@@ -20,6 +20,11 @@ static const unsigned long sockctl_NET_NS_INIT_INO = 0xEFFFFFF9UL;
 /// `fd` refers to, or -1 with errno set (ENOTTY when fd is not an nsfs file).
 int sockctl_ns_get_nstype(int fd);
 
+/// ioctl(fd, NS_GET_USERNS) (linux/nsfs.h, _IO(0xb7, 0x1)): a new O_CLOEXEC descriptor for the user
+/// namespace that owns the namespace `fd` refers to, or -1 with errno set (EPERM when that user
+/// namespace is outside the caller's).
+int sockctl_ns_get_userns(int fd);
+
 /// getdents64(2): fills `buf` with `struct linux_dirent64` records; returns bytes, 0 at the end,
 /// -1 with errno set.
 ssize_t sockctl_getdents64(int fd, void *buf, size_t len);
