@@ -25,17 +25,24 @@ import Glibc
         return (4...5).contains(recs.count) && Set(cookies).count == cookies.count
     }
 
-    @Test func addressRemovedKillsSocketsBoundToIt() throws {
-        let ns = try TestNamespace("addr")
-        for a in ["10.1.0.5/32", "10.1.0.6/32", "fd00:5::5/128", "fd00:5::6/128"] { try ns.addAddress(a) }
+    /// A daemon with the one address-removed rule (`vanished-address`, action kill) for `ns`,
+    /// ready and watching it.
+    static func vanishedAddressDaemon(watching ns: TestNamespace, extraArgs: [String] = []) throws -> DaemonProcess {
         let daemon = try DaemonProcess(policy: """
         rules:
           - name: vanished-address
             on: address-removed
             netns: [\(ns.name)]
             action: kill
-        """)
+        """, extraArgs: extraArgs)
         try daemon.waitReady(watching: [ns.name])
+        return daemon
+    }
+
+    @Test func addressRemovedKillsSocketsBoundToIt() throws {
+        let ns = try TestNamespace("addr")
+        for a in ["10.1.0.5/32", "10.1.0.6/32", "fd00:5::5/128", "fd00:5::6/128"] { try ns.addAddress(a) }
+        let daemon = try Self.vanishedAddressDaemon(watching: ns)
         let fixture = try SocketFixture(netns: ns.name, args: ["10.1.0.5", "10.1.0.6", "fd00:5::5", "fd00:5::6"])
         #expect(try fixture.probe().values.allSatisfy { $0 == "ok" })
 
@@ -78,14 +85,7 @@ import Glibc
     @Test func addressRemovedKillsIPv4MappedSockets() throws {
         let ns = try TestNamespace("mapped")
         for a in ["10.11.0.5/32", "10.11.0.6/32", "fd00:11::5/128"] { try ns.addAddress(a) }
-        let daemon = try DaemonProcess(policy: """
-        rules:
-          - name: vanished-address
-            on: address-removed
-            netns: [\(ns.name)]
-            action: kill
-        """)
-        try daemon.waitReady(watching: [ns.name])
+        let daemon = try Self.vanishedAddressDaemon(watching: ns)
         // AF_INET6 sockets throughout: listener, both TCP ends and connected UDP on each address.
         let fixture = try SocketFixture(netns: ns.name, args: ["::ffff:10.11.0.5", "::ffff:10.11.0.6", "fd00:11::5"])
         #expect(try fixture.probe().values.allSatisfy { $0 == "ok" })
@@ -256,14 +256,7 @@ import Glibc
     @Test func auditModeDestroysNothingAndLogsEachMatch() throws {
         let ns = try TestNamespace("audit")
         try ns.addAddress("10.5.0.5/32")
-        let daemon = try DaemonProcess(policy: """
-        rules:
-          - name: vanished-address
-            on: address-removed
-            netns: [\(ns.name)]
-            action: kill
-        """, extraArgs: ["--audit"])
-        try daemon.waitReady(watching: [ns.name])
+        let daemon = try Self.vanishedAddressDaemon(watching: ns, extraArgs: ["--audit"])
         let fixture = try SocketFixture(netns: ns.name, args: ["10.5.0.5"])
         let cookiesBefore = Set(sh(["ip", "netns", "exec", ns.name, sockctlBinary, "list", "-a", "--json", "src 10.5.0.5"]).out
             .split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["cookie"] as? Int })
