@@ -12,7 +12,6 @@ import Glibc
 final class Reporter: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [() -> Void] = []
-    private var running = false
     /// Jobs handed over and not finished yet (queued or running).
     private var outstanding = 0
 
