@@ -50,7 +50,7 @@ public enum SocketSelection {
                                client: SockDiagClient? = nil,
                                _ body: (Socket, String?) throws -> Void) throws {
         let client = try client ?? SockDiagClient()
-        let context = FilterContext.system
+        let context = FilterContext.system(for: filter)
         var compiled: [UInt8: CompiledFilter] = [:]
         var unixFilter: CompiledFilter?
         for f in families where filter.families?.contains(f) ?? true {

@@ -66,6 +66,15 @@ public struct FilterContext: @unchecked Sendable {
         FilterContext(resolveInterface: systemInterfaceIndex, resolveCgroup: systemCgroupID,
                       ephemeralPorts: Evaluator.localPortRange())
     }
+
+    /// `system` for compiling `filter`: `ip_local_port_range` is read only when the filter has an
+    /// `autobound` term, the one term that uses it (a dump per namespace then reads no /proc/sys file).
+    public static func system(for filter: SocketFilter) -> FilterContext {
+        guard filter.expression?.anyTerm({ $0 == .autobound }) == true else {
+            return FilterContext(resolveInterface: systemInterfaceIndex, resolveCgroup: systemCgroupID)
+        }
+        return system
+    }
 }
 
 /// A term whose name could not be resolved in the target namespace (unknown device, bad cgroup).
