@@ -10,11 +10,11 @@ struct DaemonCommand: ParsableCommand {
         commandName: "daemon",
         abstract: "Kill sockets by policy: on address/link events in every namespace, on intervals, and on API request.",
         discussion: """
-        The policy is a YAML file of rules (see README: Policy daemon). Every socket acted on is printed
-        to stdout as a JSON line; logs go to stderr. SIGHUP or POST /v1/reload loads the policy again;
+        The policy is a YAML file of rules (see README: Policy daemon). Every socket acted on is printed \
+        to stdout as a JSON line; logs go to stderr. SIGHUP or POST /v1/reload loads the policy again; \
         a bad policy is rejected and the old one keeps running.
           sockctl daemon --check /etc/sockctl/policy.yaml
-          sockctl daemon --config /etc/sockctl/policy.yaml --api unix:///run/sockctl.sock
+          sockctl daemon --config /etc/sockctl/policy.yaml --api unix:///run/sockctl.sock \
           sockctl daemon --config policy.yaml --api tcp://127.0.0.1:9090 --token-file /etc/sockctl/token
         Exit status: 0 stopped (or --check: valid), 2 bad policy or usage, 3 permission missing.
         """

@@ -14,12 +14,12 @@ struct Netns: ParsableCommand {
         commandName: "netns",
         abstract: "Show the network namespaces sockctl sees (what --all-netns covers), or identify some.",
         discussion: """
-        Without arguments: every network namespace on the host, named or not (/run/netns, nsfs bind
-        mounts, /proc/*/ns/net), the host's first. With NAME|PATH|PID arguments: those, resolved as
-        --netns resolves them (e.g. `sockctl netns 1234` says which namespace process 1234 is in).
-        Columns: the label list/kill/watch print (name or ino:N), the nsfs inode, `*` for the host's,
-        the owning user namespace (`init` for the initial one; SOCK_DESTROY needs CAP_NET_ADMIN
-        there), TCP and UDP sockets in use (IPv4 + IPv6, from /proc/net/sockstat inside), and the
+        Without arguments: every network namespace on the host, named or not (/run/netns, nsfs bind \
+        mounts, /proc/*/ns/net), the host's first. With NAME|PATH|PID arguments: those, resolved as \
+        --netns resolves them (e.g. `sockctl netns 1234` says which namespace process 1234 is in). \
+        Columns: the label list/kill/watch print (name or ino:N), the nsfs inode, `*` for the host's, \
+        the owning user namespace (`init` for the initial one; SOCK_DESTROY needs CAP_NET_ADMIN \
+        there), TCP and UDP sockets in use (IPv4 + IPv6, from /proc/net/sockstat inside), and the \
         path sockctl enters it by.
         Exit status: 0 listed, 2 bad usage or a namespace that cannot be found, 3 no permission.
         """

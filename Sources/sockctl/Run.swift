@@ -8,13 +8,13 @@ struct Run: ParsableCommand {
         commandName: "run",
         abstract: "Start a server with listeners it inherits (LISTEN_FDS), and upgrade it without dropping a connection.",
         discussion: """
-        Listener URLs: tcp://ADDR:PORT, tcp://[::1]:PORT, udp://ADDR:PORT, unix:///PATH, unix://@ABSTRACT.
-        Options after '?', joined by '&': name=NAME (LISTEN_FDNAMES; default tcp-PORT, udp-PORT, unix-BASENAME),
-        reuseport=1, backlog=N (default 4096), nonblock=1, v6only=0|1, mode=0660 (unix paths).
-        Listeners inherited from our own parent (systemd socket activation) are adopted by name.
-        The child gets LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID (its own pid), NOTIFY_SOCKET and SOCKCTL_GENERATION.
-        With --fd-store-max N, fds a generation sends with FDSTORE=1 (FDNAME=NAME) are held and passed to every
-        later generation after the listeners; FDSTOREREMOVE=1 with FDNAME drops them.
+        Listener URLs: tcp://ADDR:PORT, tcp://[::1]:PORT, udp://ADDR:PORT, unix:///PATH, unix://@ABSTRACT. \
+        Options after '?', joined by '&': name=NAME (LISTEN_FDNAMES; default tcp-PORT, udp-PORT, unix-BASENAME), \
+        reuseport=1, backlog=N (default 4096), nonblock=1, v6only=0|1, mode=0660 (unix paths). \
+        Listeners inherited from our own parent (systemd socket activation) are adopted by name. \
+        The child gets LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID (its own pid), NOTIFY_SOCKET and SOCKCTL_GENERATION. \
+        With --fd-store-max N, fds a generation sends with FDSTORE=1 (FDNAME=NAME) are held and passed to every \
+        later generation after the listeners; FDSTOREREMOVE=1 with FDNAME drops them. \
         `sockctl upgrade NAME` or SIGHUP starts the next generation; SIGTERM stops everything.
         """
     )

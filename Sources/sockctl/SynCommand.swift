@@ -13,9 +13,9 @@ struct SynCommand: ParsableCommand {
         commandName: "syn",
         abstract: "Fingerprint each client's SYN (TCP_SAVED_SYN): p0f signature, MuonFP, OS; optionally a filtering proxy.",
         discussion: """
-        One line per accepted client. With --json one JSON object per line with the fields src, sport,
-        dst, dport, ttl, signature (p0f v3 raw signature), fingerprint (MuonFP) and os (when a
-        signature database matched). The built-in database (modern Linux, Windows 10/11, macOS, IPv6)
+        One line per accepted client. With --json one JSON object per line with the fields src, sport, \
+        dst, dport, ttl, signature (p0f v3 raw signature), fingerprint (MuonFP) and os (when a \
+        signature database matched). The built-in database (modern Linux, Windows 10/11, macOS, IPv6) \
         is always used; --db adds a p0f.fp file (e.g. /etc/p0f/p0f.fp) after it.
         Exit status: 0 done, 2 usage or config error, 3 permission or kernel support missing.
         """

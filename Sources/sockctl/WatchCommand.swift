@@ -12,7 +12,7 @@ struct Watch: ParsableCommand {
         commandName: "watch",
         abstract: "Stream TCP and UDP sockets as they are closed or destroyed (like ss -E), until interrupted.",
         discussion: """
-        Subscribes to the kernel's SKNLGRP_INET{,6}_{TCP,UDP}_DESTROY groups in each selected namespace.
+        Subscribes to the kernel's SKNLGRP_INET{,6}_{TCP,UDP}_DESTROY groups in each selected namespace. \
         FILTER as for `list` (state terms are ignored: every socket is reported once, when it goes).
           sockctl watch --all-netns --json 'dst 10.0.0.0/8'
         """
