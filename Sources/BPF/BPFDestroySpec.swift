@@ -87,8 +87,8 @@ public struct BPFDestroySpec: Sendable {
     }
 
     public static let maxClauses = Int(SOCKCTL_MAX_CLAUSES)
-    /// Capacity of the cookie map (`cookies` in sock_destroy.bpf.c, allocated as used).
-    public static let maxCookies = 1 << 20
+    /// Capacity of the cookie map (`cookies` in sock_destroy.bpf.c; entries allocated as used).
+    public static let maxCookies = Int(SOCKCTL_MAX_COOKIES)
 
     public var clauses: [Clause]
     /// When set, only sockets whose cookie is in the set are touched (and they must also match a

@@ -86,6 +86,7 @@ struct bpf_iter__udp {
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static __u64 (*bpf_get_socket_cookie)(void *sk) = (void *)46;
 static long (*bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
+static long (*bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)181;
 
 /* net/core/filter.c, Linux 6.5+ */
 extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
@@ -108,7 +109,7 @@ struct {
  * left over from an earlier request can never select a socket. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, SOCKCTL_MAX_COOKIES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, __u32);
@@ -129,21 +130,40 @@ static __attribute__((always_inline)) int addr_match(const __u32 *a, const __u32
 	       (a[3] & m[3]) == p[3];
 }
 
-static __attribute__((always_inline)) int clause_match(const struct sockctl_clause *c,
-							const struct sockctl_record *r, int is_v4)
+/* What the clause test needs of one socket, by value (the bpf_loop callback reads it). */
+struct clause_scan {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport, dport;
+	__u32 uid;
+	__u32 state;
+	__u32 is_v4;
+	__u32 found; /* index of the first matching clause, 0xffffffff for none */
+};
+
+/* bpf_loop callback: clause `i` against the socket; 1 stops the loop. */
+static long scan_clause(__u32 i, void *data)
 {
-	if ((c->flags & SOCKCTL_CLAUSE_FAMILY_V4) && !is_v4)
+	struct clause_scan *s = data;
+	__u32 key = i;
+	struct sockctl_clause *c = bpf_map_lookup_elem(&clauses, &key);
+	if (!c)
+		return 1;
+	if ((c->flags & SOCKCTL_CLAUSE_FAMILY_V4) && !s->is_v4)
 		return 0;
-	if ((c->flags & SOCKCTL_CLAUSE_FAMILY_V6) && is_v4)
+	if ((c->flags & SOCKCTL_CLAUSE_FAMILY_V6) && s->is_v4)
 		return 0;
-	if (!(c->states & (1u << (r->state & 31))))
+	if (!(c->states & (1u << (s->state & 31))))
 		return 0;
-	if (r->sport < c->sport_lo || r->sport > c->sport_hi)
+	if (s->sport < c->sport_lo || s->sport > c->sport_hi)
 		return 0;
-	if (r->dport < c->dport_lo || r->dport > c->dport_hi)
+	if (s->dport < c->dport_lo || s->dport > c->dport_hi)
 		return 0;
-	if (r->uid < c->uid_lo || r->uid > c->uid_hi)
+	if (s->uid < c->uid_lo || s->uid > c->uid_hi)
 		return 0;
+	if (!addr_match(s->src, c->src, c->src_mask) || !addr_match(s->dst, c->dst, c->dst_mask))
+		return 0;
+	s->found = i;
 	return 1;
 }
 
@@ -217,19 +237,21 @@ static __attribute__((always_inline)) int visit(struct bpf_iter_meta *meta, stru
 	if (cfg->nclauses == 0) {
 		matched = (cfg->mode & (SOCKCTL_MODE_ALL | SOCKCTL_MODE_COOKIES)) != 0;
 	} else {
-		for (__u32 i = 0; i < SOCKCTL_MAX_CLAUSES; i++) {
-			if (i >= cfg->nclauses)
-				break;
-			__u32 key = i;
-			struct sockctl_clause *c = bpf_map_lookup_elem(&clauses, &key);
-			if (!c)
-				break;
-			if (clause_match(c, &r, is_v4) && addr_match(sa, c->src, c->src_mask) &&
-			    addr_match(da, c->dst, c->dst_mask)) {
-				matched = 1;
-				r.clause = i;
-				break;
-			}
+		/* bpf_loop (Linux 5.17+): the verifier checks the clause test as one callback instead
+		 * of a 32-times bounded loop inlined into both programs, which made loading slow. */
+		struct clause_scan scan = { .sport = r.sport, .dport = r.dport, .uid = r.uid,
+					    .state = r.state, .is_v4 = is_v4, .found = 0xffffffff };
+		for (int k = 0; k < 4; k++) {
+			scan.src[k] = sa[k];
+			scan.dst[k] = da[k];
+		}
+		__u32 n = cfg->nclauses;
+		if (n > SOCKCTL_MAX_CLAUSES)
+			n = SOCKCTL_MAX_CLAUSES;
+		bpf_loop(n, scan_clause, &scan, 0);
+		if (scan.found != 0xffffffff) {
+			matched = 1;
+			r.clause = scan.found;
 		}
 	}
 	if (!matched)

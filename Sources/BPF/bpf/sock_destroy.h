@@ -5,6 +5,9 @@
 #define SOCKCTL_SOCK_DESTROY_H
 
 #define SOCKCTL_MAX_CLAUSES 32
+/* Capacity of the cookie map (one pass's cookie set). Its bucket array is allocated and zeroed
+ * when the programs load (16 bytes a bucket), so it is sized for a big namespace, not for any. */
+#define SOCKCTL_MAX_COOKIES 262144
 
 /* clause.flags */
 #define SOCKCTL_CLAUSE_FAMILY_V4 1u /* AF_INET sockets and AF_INET6 sockets with IPv4-mapped addresses */
