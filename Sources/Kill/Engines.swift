@@ -85,23 +85,6 @@ enum SharedDestroyer {
 }
 
 extension SocketKiller {
-    /// `--backend auto` loads the BPF iterator (when not loaded yet) only when the target
-    /// namespaces hold at least this many TCP and UDP sockets (`/proc/net/sockstat*` "inuse").
-    static let autoBPFThreshold = 50_000
-
-    /// TCP + UDP sockets in use (IPv4 and IPv6) in the calling thread's namespace.
-    static func socketsInUse() -> Int {
-        let c = SocketCounts.current()
-        return c.tcp + c.udp
-    }
-
-    /// The sum of `socketsInUse()` over `spaces` (nil: the calling thread's namespace).
-    static func socketsInUse(_ spaces: [NetworkNamespace]?, parallelism: Int) -> Int {
-        guard let spaces else { return socketsInUse() }
-        return NamespaceRunner.map(spaces, parallelism: parallelism) { _ in socketsInUse() }
-            .reduce(0) { $0 + ((try? $1.get()) ?? 0) }
-    }
-
     /// The BPF engine for `request`, or why not (KillError.bpfUnavailable / .notTranslatable).
     static func bpfEngine(_ request: KillRequest, kinds: [SocketKind], netlink: NetlinkPlan,
                           spaces: [NetworkNamespace]?, parallelism: Int) -> Result<Engine, KillError> {
@@ -126,12 +109,11 @@ extension SocketKiller {
             return .failure(.bpfUnavailable("auto: \(spaces.count) namespaces: the BPF iterator walks the host-wide socket table once per namespace, netlink is faster"))
         }
         if request.backend == .auto && !SharedDestroyer.isLoaded {
-            // Loading and verifying the programs costs about as much as destroying tens of
-            // thousands of sockets over netlink: only worth it for big socket tables.
-            let inUse = SocketKiller.socketsInUse(spaces, parallelism: parallelism)
-            if inUse < SocketKiller.autoBPFThreshold {
-                return .failure(.bpfUnavailable("auto: \(inUse) TCP/UDP sockets in the target namespaces, fewer than \(SocketKiller.autoBPFThreshold): netlink is faster than loading the BPF iterator"))
-            }
+            // Loading the programs (~50 ms) plus one iterator pass is slower than netlink's
+            // pipelined dump and two destroy lanes at every table size measured (scripts/bench
+            // kill, 100,000 sockets: 311 vs 272 ms; 1% of them: 119 vs 44 ms); once loaded (the
+            // daemon preloads them) one pass with no netlink messages is the faster path.
+            return .failure(.bpfUnavailable("auto: the BPF programs are not loaded in this process, and loading them costs more than netlink saves"))
         }
         let destroyer: BPFSocketDestroyer
         switch SharedDestroyer.get() {
@@ -276,7 +258,7 @@ extension SocketKiller {
 
 extension SocketKiller {
     /// Loads and verifies the BPF destroy programs now, once per process, so that later `.auto`
-    /// kills in one namespace take the BPF backend without paying the load (100–170 ms) then;
+    /// kills in one namespace take the BPF backend without paying the load (~50 ms a copy) then;
     /// also a second copy, so that such a kill splits its pass over two threads. A daemon calls
     /// this at start. Returns nil when loaded, otherwise why not.
     public static func preloadBPF() -> String? {

@@ -64,9 +64,8 @@ public enum KillNamespaces: Sendable {
 public enum KillBackend: String, Sendable, CaseIterable {
     /// BPF when the kernel and libbpf support it, the filter translates to BPF clauses, there is
     /// one target namespace (the iterator walks the host-wide table once per namespace), and the
-    /// BPF programs are already loaded in this process or that namespace holds at least 50,000
-    /// TCP/UDP sockets (loading costs about as much as that many netlink destroys); netlink
-    /// otherwise.
+    /// BPF programs are already loaded in this process (`SocketKiller.preloadBPF()`; loading
+    /// them for one kill costs more than netlink saves); netlink otherwise.
     case auto
     /// `SOCK_DESTROY` over `NETLINK_SOCK_DIAG`, by cookie, batched.
     case netlink

@@ -16,7 +16,7 @@ struct EngineService: Service {
 
     func run() async throws {
         if engine.options.preloadBPF {
-            // Off the start path (loading takes 100-170 ms); until it is done, kills use netlink.
+            // Off the start path (loading both copies takes ~100 ms of CPU); until it is done, kills use netlink.
             let logger = engine.logger
             Foundation.Thread.detachNewThread {
                 if let why = SocketKiller.preloadBPF() {

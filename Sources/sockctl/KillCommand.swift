@@ -24,9 +24,9 @@ struct Kill: ParsableCommand {
           sockctl kill -v --backend bpf -t 'sport = :443 and state established'
         --backend bpf uses the BPF iterator (bpf_sock_destroy, filter run in the kernel; needs \
         libbpf.so.1 and a filter that translates to BPF clauses: addresses, ports, states, uid, \
-        cookies). --backend auto takes it only where it pays: one target namespace with at least \
-        50,000 TCP/UDP sockets, or the programs already loaded in the process (loading costs \
-        100-170 ms); netlink SOCK_DESTROY otherwise. -v says which ran and why.
+        cookies). --backend auto uses netlink SOCK_DESTROY (its pipelined dump and destroys beat \
+        loading the programs for one kill); the daemon, which loads them at start, takes BPF for \
+        kills in one namespace. -v says which ran and why.
         Exit status: 0 done, 1 nothing matched, 2 usage/filter error or --max exceeded, \
         3 permission or kernel support missing, 4 some destroys failed.
         """
