@@ -293,34 +293,3 @@ final class HalfPass: @unchecked Sendable {
         return result!
     }
 }
-
-/// Sockets in use in the calling thread's network namespace, IPv4 and IPv6 together, as the kernel
-/// counts them in /proc/net/sockstat and sockstat6 ("inuse"; TCP counts every hashed socket, TIME-WAIT
-/// ones excepted).
-public struct SocketCounts: Sendable, Equatable {
-    public var tcp = 0
-    public var udp = 0
-
-    public init(tcp: Int = 0, udp: Int = 0) {
-        self.tcp = tcp
-        self.udp = udp
-    }
-
-    /// Read from /proc/thread-self/net (the calling thread's namespace); files that cannot be read count 0.
-    public static func current() -> SocketCounts {
-        var c = SocketCounts()
-        for file in ["/proc/thread-self/net/sockstat", "/proc/thread-self/net/sockstat6"] {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
-            for line in text.split(separator: "\n") {
-                let f = line.split(separator: " ")
-                guard f.count >= 3, f[1] == "inuse", let n = Int(f[2]) else { continue }
-                switch f[0] {
-                case "TCP:", "TCP6:": c.tcp += n
-                case "UDP:", "UDP6:": c.udp += n
-                default: break
-                }
-            }
-        }
-        return c
-    }
-}

@@ -397,7 +397,8 @@ public final class SocketKiller: Sendable {
     /// group vanished, the rest of the group is probed again.
     static func probeByOwner(_ spaces: [NetworkNamespace], skipped: inout [NetworkNamespace: String], parallelism: Int,
                              probe: @escaping (String?) throws -> Void) throws -> [NetworkNamespace] {
-        let owners = spaces.map { $0.ownerUserNamespace() }
+        // One namespace: nothing to group, no owner lookups.
+        let owners = spaces.map { spaces.count > 1 ? $0.ownerUserNamespace() : nil }
         var pending = Array(spaces.indices)
         var ok = Set<Int>()
         while !pending.isEmpty {

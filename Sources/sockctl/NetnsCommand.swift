@@ -1,5 +1,5 @@
 import ArgumentParser
-import Kill
+import Foundation
 import Namespaces
 import SockDiag
 #if canImport(Glibc)
@@ -35,8 +35,8 @@ struct Netns: ParsableCommand {
     struct Row {
         var ns: NetworkNamespace
         var owner: NamespaceIdentity?
-        var tcp: Int?
-        var udp: Int?
+        /// nil when the namespace could not be entered.
+        var counts: SocketCounts?
     }
 
     func run() throws {
@@ -53,7 +53,7 @@ struct Netns: ParsableCommand {
                 ?? NamespaceIdentity(path: "/proc/self/ns/user").map { NamespaceIdentity(device: $0.device, inode: 0xEFFF_FFFD) }
             let counts = NamespaceRunner.map(spaces) { _ in SocketCounts.current() }
             let rows = zip(spaces, counts).map { ns, c in
-                Row(ns: ns, owner: ns.ownerUserNamespace(), tcp: (try? c.get())?.tcp, udp: (try? c.get())?.udp)
+                Row(ns: ns, owner: ns.ownerUserNamespace(), counts: try? c.get())
             }
             var out = ByteWriter()
             if json {
@@ -78,7 +78,7 @@ struct Netns: ParsableCommand {
         let header = ["NETNS", "INODE", "HOST", "OWNER", "TCP", "UDP", "PATH"]
         let cells: [[String]] = rows.map { r in
             [r.ns.label, String(r.ns.inode), r.ns.isHost ? "*" : "-", ownerText(r.owner, initUser: initUser),
-             r.tcp.map(String.init) ?? "-", r.udp.map(String.init) ?? "-", r.ns.path]
+             r.counts.map { String($0.tcp) } ?? "-", r.counts.map { String($0.udp) } ?? "-", r.ns.path]
         }
         var widths = header.map(\.count)
         for row in cells { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
@@ -108,13 +108,41 @@ struct Netns: ParsableCommand {
             out.write(",\"owner_is_init\":")
             out.write(o == initUser ? "true" : "false")
         }
-        if let t = r.tcp { out.write(",\"tcp\":"); out.write(t) }
-        if let u = r.udp { out.write(",\"udp\":"); out.write(u) }
+        if let c = r.counts {
+            out.write(",\"tcp\":"); out.write(c.tcp)
+            out.write(",\"udp\":"); out.write(c.udp)
+        }
         out.write(",\"paths\":[")
         for (i, p) in r.ns.paths.enumerated() {
             if i > 0 { out.write(byte: UInt8(ascii: ",")) }
             out.write(jsonString: p)
         }
         out.write("]}\n")
+    }
+}
+
+/// Sockets in use in the calling thread's network namespace, IPv4 and IPv6 together, as the kernel
+/// counts them in /proc/net/sockstat and sockstat6 ("inuse"; TCP counts every hashed socket, TIME-WAIT
+/// ones excepted).
+struct SocketCounts: Sendable, Equatable {
+    var tcp = 0
+    var udp = 0
+
+    /// Read from /proc/thread-self/net (the calling thread's namespace); files that cannot be read count 0.
+    static func current() -> SocketCounts {
+        var c = SocketCounts()
+        for file in ["/proc/thread-self/net/sockstat", "/proc/thread-self/net/sockstat6"] {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: " ")
+                guard f.count >= 3, f[1] == "inuse", let n = Int(f[2]) else { continue }
+                switch f[0] {
+                case "TCP:", "TCP6:": c.tcp += n
+                case "UDP:", "UDP6:": c.udp += n
+                default: break
+                }
+            }
+        }
+        return c
     }
 }
