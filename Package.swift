@@ -141,6 +141,9 @@ for target in package.targets where target.name == "sockctl" {
 package.targets += [
     .target(name: "Kill", dependencies: ["SockDiag", "Netlink", "Namespaces", "SocketFilter", "BPF"]),
     .testTarget(name: "KillTests", dependencies: ["Kill", "SockDiag", "Namespaces", "SocketFilter"]),
+    // benchmark helper for scripts/bench kill's netns case: the kill's kernel work alone (not part of the CLI)
+    .executableTarget(name: "sockctl-netns-floor", dependencies: ["Kill", "SockDiag", "Namespaces", "SocketFilter"],
+                      path: "Benchmarks/NetnsFloor"),
 ]
 package.products += [
     .library(name: "Kill", targets: ["Kill"]),

@@ -363,6 +363,10 @@ public final class SocketKiller: Sendable {
         let work = usable.filter { skipped[$0] == nil }
         let chosen = preselected
         let e = engine
+        // The namespace being consumed is counted here and stored when it ends: no dictionary
+        // lookup per socket.
+        var current = NamespaceKillSummary(netns: nil)
+        var currentNS: NetworkNamespace?
         try NamespaceRunner.stream(work, parallelism: parallelism, bufferLimit: 8, produce: {
             (ns: NetworkNamespace, push: ([KillResult]) throws -> Void) in
             var batch: [KillResult] = []
@@ -375,12 +379,15 @@ public final class SocketKiller: Sendable {
             else { try e.run(ns.label, sink) }
             if !batch.isEmpty { try push(batch) }
         }, consume: { ns, event in
+            if currentNS != ns { current = byNamespace[ns]!; currentNS = ns }
             switch event {
             case .item(let batch):
-                for r in batch { byNamespace[ns]!.count(r.outcome); try onResult(r) }
-            case .finished: break
+                for r in batch { current.count(r.outcome); try onResult(r) }
+            case .finished:
+                byNamespace[ns] = current
             case .failed(let e as NamespaceError) where spaces.count > 1:
-                byNamespace[ns]!.error = "\(e)"
+                current.error = "\(e)"
+                byNamespace[ns] = current
             case .failed(let e): throw e
             }
         })
@@ -525,7 +532,7 @@ struct NetlinkPlan: @unchecked Sendable {
         if request.dryRun {
             outcomes = found.map { $0.0.state == .timeWait ? .notDestroyable : .wouldDestroy }
         } else {
-            outcomes = try SockDiagClient.destroy(found.map { $0.0 }, on: try SockDiagClient.openSocket(), batch: batchSize)
+            outcomes = try SockDiagClient.destroy(found.lazy.map { $0.0 }, on: try SockDiagClient.openSocket(), batch: batchSize)
         }
         for ((s, iface), o) in zip(found, outcomes) {
             try emit(KillResult(socket: s, interface: iface, netns: label, outcome: KillOutcome(o)))
@@ -559,6 +566,11 @@ struct NetlinkPlan: @unchecked Sendable {
                 try emit(KillResult(socket: s, interface: iface, netns: label, outcome: KillOutcome(o)))
             }
         }
+        func emitAll(_ sent: [(Socket, String?)], _ outcomes: [DestroyOutcome]) throws {
+            for (i, o) in outcomes.enumerated() {
+                try emit(KillResult(socket: sent[i].0, interface: sent[i].1, netns: label, outcome: KillOutcome(o)))
+            }
+        }
         func flush(last: Bool) throws {
             if let lane { try emitAll(try lane.takeFinished()) }
             if pending.isEmpty { return }
@@ -575,8 +587,8 @@ struct NetlinkPlan: @unchecked Sendable {
             } else {
                 netlink = client.socket
             }
-            let outcomes = try SockDiagClient.destroy(pending.map { $0.0 }, on: netlink, batch: batchSize)
-            try emitAll(Array(zip(pending, outcomes)))
+            let outcomes = try SockDiagClient.destroy(pending.lazy.map { $0.0 }, on: netlink, batch: batchSize)
+            try emitAll(pending, outcomes)
             pending.removeAll(keepingCapacity: true)
         }
         do {
@@ -653,7 +665,7 @@ final class DestroyLane: @unchecked Sendable {
             guard let work = job else { break }
             job = nil
             condition.unlock()
-            let result = Result { try SockDiagClient.destroy(work.map { $0.0 }, on: netlink, batch: batch) }
+            let result = Result { try SockDiagClient.destroy(work.lazy.map { $0.0 }, on: netlink, batch: batch) }
             condition.lock()
             switch result {
             case .success(let outcomes): finished += zip(work, outcomes)

@@ -41,7 +41,12 @@ extension SockDiagClient {
     /// NLMSG_NOOP with NLM_F_ACK closes each batch. Replies come in request order, so when the
     /// NOOP's ack arrives every failure of the batch has been read and the rest were destroyed:
     /// one receive per batch and per failure instead of one per socket.
-    public static func destroy(_ sockets: [Socket], on netlink: NetlinkSocket, batch: Int = 128) throws -> [DestroyOutcome] {
+    ///
+    /// Takes any collection indexed from 0 (e.g. `pairs.lazy.map { $0.socket }`), so a caller that
+    /// holds sockets inside other values does not copy them into an array first.
+    public static func destroy<C: RandomAccessCollection>(_ sockets: C, on netlink: NetlinkSocket, batch: Int = 128) throws
+        -> [DestroyOutcome] where C.Element == Socket, C.Index == Int {
+        precondition(sockets.startIndex == 0, "destroy takes a collection indexed from 0")
         var outcomes = [DestroyOutcome](repeating: .alreadyGone, count: sockets.count)
         var start = 0
         while start < sockets.count {

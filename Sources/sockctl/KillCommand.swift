@@ -73,6 +73,9 @@ struct Kill: ParsableCommand {
     }
 
     func report(_ request: KillRequest, showNetns: Bool) throws {
+        // Plain locals: reading an ArgumentParser property wrapper costs a metadata lookup, and the
+        // closure below runs once per socket.
+        let json = json, noHeader = noHeader
         var w = ByteWriter()
         let printer = SocketPrinter(json: json, showNetns: showNetns, showNetid: true, extended: false, info: false,
                                     memory: false, processes: false, header: !noHeader)
