@@ -49,16 +49,19 @@ extension NamespaceResolver {
         defer { close(procFD) }
         let scanner = DirectoryScanner()
         let taskScanner = DirectoryScanner(capacity: 16 * 1024)
-        var st = stat()
         scanner.forEach(inDirectory: procFD) { name, len in
             guard let pid = parseDecimal(name, len) else { return }
-            let rel = "\(pid)/ns/net"
-            if fstatat(procFD, rel, &st, 0) == 0 {
-                let identity = NamespaceIdentity(st)
+            // readlink of /proc/PID/ns/net ("net:[INODE]") costs about half of a stat, which has
+            // to resolve the nsfs inode; every nsfs inode lives on the one nsfs device.
+            switch Self.netnsInode(procFD, id: pid) {
+            case .success(let inode):
+                let identity = NamespaceIdentity(device: nsfsDevice, inode: inode)
                 if pid == 1 { host = identity }
-                found.add(identity, name: nil, path: "\(procRoot)/\(rel)", kind: .process)
-            } else if errno == EACCES || errno == EPERM {
+                found.add(identity, name: nil, path: "\(procRoot)/\(pid)/ns/net", kind: .process)
+            case .failure(let e) where e.code == EACCES || e.code == EPERM:
                 inaccessible += 1
+            case .failure:
+                break
             }
             guard includeThreads else { return }
             let taskFD = openat(procFD, "\(pid)/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -66,14 +69,48 @@ extension NamespaceResolver {
             defer { close(taskFD) }
             taskScanner.forEach(inDirectory: taskFD) { tname, tlen in
                 guard let tid = parseDecimal(tname, tlen), tid != pid else { return }
-                let trel = "\(tid)/ns/net"
-                if fstatat(taskFD, trel, &st, 0) == 0 {
-                    found.add(NamespaceIdentity(st), name: nil, path: "\(procRoot)/\(pid)/task/\(trel)", kind: .process)
+                if case .success(let inode) = Self.netnsInode(taskFD, id: tid) {
+                    found.add(NamespaceIdentity(device: nsfsDevice, inode: inode), name: nil,
+                              path: "\(procRoot)/\(pid)/task/\(tid)/ns/net", kind: .process)
                 }
             }
         }
         if host == nil { host = hostIdentity(nsfsDevice: nsfsDevice) }
         return NamespaceDiscovery(namespaces: found.result(host: host), inaccessibleProcesses: inaccessible)
+    }
+
+    struct Errno: Error { let code: Int32 }
+
+    /// The inode of the network namespace of process or thread `id`, from readlinkat(dirFD,
+    /// "ID/ns/net"), which reads "net:[INODE]".
+    static func netnsInode(_ dirFD: Int32, id: Int64) -> Result<UInt64, Errno> {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf -> Result<UInt64, Errno> in
+            // "ID/ns/net\0" in buf[0..<32] without String interpolation (this runs once per process
+            // on the host); the link text goes to buf[32...].
+            var digits = 0
+            var v = id
+            repeat { digits += 1; v /= 10 } while v > 0
+            guard digits <= 20 else { return .failure(Errno(code: EINVAL)) }
+            v = id
+            for k in stride(from: digits - 1, through: 0, by: -1) { buf[k] = UInt8(0x30 + v % 10); v /= 10 }
+            var i = digits
+            for c in "/ns/net".utf8 { buf[i] = c; i += 1 }
+            buf[i] = 0
+            let link = UnsafeMutableBufferPointer(rebasing: buf[32...])
+            let n = buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: 64) { p in
+                readlinkat(dirFD, p, p + 32, link.count)
+            }
+            if n < 0 { return .failure(Errno(code: errno)) }
+            guard n > 6, Array(link[0..<5]) == Array("net:[".utf8), link[n - 1] == UInt8(ascii: "]") else {
+                return .failure(Errno(code: EINVAL))
+            }
+            var inode: UInt64 = 0
+            for c in link[5..<(n - 1)] {
+                guard c >= 0x30 && c <= 0x39 else { return .failure(Errno(code: EINVAL)) }
+                inode = inode &* 10 &+ UInt64(c - 0x30)
+            }
+            return .success(inode)
+        }
     }
 
     /// Mount points of nsfs mounts whose root is a network namespace ("net:[INODE]"), from a
@@ -133,18 +170,22 @@ private struct Collector {
     static let maxProcessPaths = 3
     var entries: [NamespaceIdentity: Entry] = [:]
 
-    mutating func add(_ identity: NamespaceIdentity, name: String?, path: String, kind: Kind) {
-        var e = entries[identity] ?? Entry()
+    /// `path` is only built when it is kept (most processes share a namespace already seen).
+    mutating func add(_ identity: NamespaceIdentity, name: String?, path: @autoclosure () -> String, kind: Kind) {
+        // In place: no copy of the entry's arrays per call.
         switch kind {
         case .named:
-            if e.name == nil { e.name = name }
-            e.named.append(path)
+            if entries[identity, default: Entry()].name == nil { entries[identity, default: Entry()].name = name }
+            entries[identity, default: Entry()].named.append(path())
         case .mount:
-            if !e.named.contains(path) && !e.mounts.contains(path) { e.mounts.append(path) }
+            let p = path()
+            let e = entries[identity, default: Entry()]
+            if !e.named.contains(p) && !e.mounts.contains(p) { entries[identity, default: Entry()].mounts.append(p) }
         case .process:
-            if e.processes.count < Self.maxProcessPaths { e.processes.append(path) }
+            if entries[identity, default: Entry()].processes.count < Self.maxProcessPaths {
+                entries[identity, default: Entry()].processes.append(path())
+            }
         }
-        entries[identity] = e
     }
 
     func result(host: NamespaceIdentity?) -> [NetworkNamespace] {
