@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "sockctl", targets: ["sockctl"]),
+        .executable(name: "sockctl-full", targets: ["sockctl-full"]),
         .library(name: "SockCtl", targets: ["Netlink", "SockDiag", "Namespaces", "BPF"]),
         // --- filter (issue 3) ---
         .library(name: "SocketFilter", targets: ["SocketFilter"]),
@@ -32,7 +33,7 @@ let package = Package(
         .target(name: "SockDiag", dependencies: ["Netlink", "Namespaces", "CLinuxUAPI"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag", "CLinuxUAPI"]),
         // CLI-level oracle tests: run .build/debug/sockctl against ss in test namespaces.
-        .testTarget(name: "ListTests", dependencies: ["sockctl", "SockDiag", "Namespaces"], exclude: ["fixture.py", "kill_fixture.py"]),
+        .testTarget(name: "ListTests", dependencies: ["sockctl", "sockctl-full", "SockDiag", "Namespaces"], exclude: ["fixture.py", "kill_fixture.py"]),
 
         // --- namespaces: discovery, setns runner, interface names, socket inode -> process --------
         .target(name: "Namespaces", dependencies: ["CLinuxUAPI"]),
@@ -75,15 +76,28 @@ let package = Package(
         ),
         .testTarget(
             name: "HandoffTests",
-            dependencies: ["Handoff", "sockctl", "handoff-example-server", "handoff-nio-example"]
+            dependencies: ["Handoff", "sockctl", "sockctl-full", "handoff-example-server", "handoff-nio-example"]
         ),
 
         // --- command-line tool -------------------------------------------------------------
+        // `sockctl`: list, kill, watch, netns, built without the heavy libraries so that it starts
+        // fast; it execs `sockctl-full` (same directory) for the other verbs (SockCtlCLIBase/Verbs.swift).
+        .target(
+            name: "SockCtlCLIBase",
+            dependencies: ["Namespaces", "Netlink", "SocketFilter", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "sockctl",
             dependencies: [
+                "Netlink", "SockDiag", "Namespaces", "SocketFilter", "SockCtlCLIBase",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "sockctl-full",
+            dependencies: [
                 "Netlink", "SockDiag",
-                "Handoff", "Namespaces", "SocketFilter",
+                "Handoff", "Namespaces", "SocketFilter", "SockCtlCLIBase",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -122,7 +136,7 @@ package.targets += [
     .testTarget(
         name: "SavedSYNTests",
         dependencies: [
-            "SavedSYN", "SavedSYNNIO", "sockctl", "syn-example-server",
+            "SavedSYN", "SavedSYNNIO", "sockctl", "sockctl-full", "syn-example-server",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ],
@@ -133,7 +147,7 @@ package.products += [
     .library(name: "SavedSYN", targets: ["SavedSYN"]),
     .library(name: "SavedSYNNIO", targets: ["SavedSYNNIO"]),
 ]
-for target in package.targets where target.name == "sockctl" {
+for target in package.targets where target.name == "sockctl-full" {
     target.dependencies.append("SavedSYN")
 }
 
@@ -148,7 +162,7 @@ package.targets += [
 package.products += [
     .library(name: "Kill", targets: ["Kill"]),
 ]
-for target in package.targets where target.name == "sockctl" {
+for target in package.targets where target.name == "sockctl" || target.name == "sockctl-full" {
     target.dependencies.append("Kill")
 }
 
@@ -174,10 +188,10 @@ package.targets += [
             .product(name: "NIOPosix", package: "swift-nio"),
         ]
     ),
-    .testTarget(name: "PolicyTests", dependencies: ["Policy", "Netlink", "SockDiag", "Handoff", "sockctl", .product(name: "Yams", package: "Yams")],
+    .testTarget(name: "PolicyTests", dependencies: ["Policy", "Netlink", "SockDiag", "Handoff", "sockctl", "sockctl-full", .product(name: "Yams", package: "Yams")],
                 exclude: ["daemon_fixture.py"]),
 ]
-for target in package.targets where target.name == "sockctl" {
+for target in package.targets where target.name == "sockctl-full" {
     target.dependencies.append("Policy")
 }
 
@@ -198,15 +212,18 @@ if Context.environment["SOCKCTL_BENCHMARKS"] == "1" {
     ]
 }
 
-// --- list start-up (issue 3): release builds of the `sockctl` command link the Swift runtime and
-// Foundation statically (what `swift build --static-swift-stdlib` does, for this one product).
-// Loading ~15 shared Swift libraries and binding their symbols cost about half of a short run.
-// The compile flag makes the static Foundation modules' link dependencies (ICU) known to the
-// linker. Debug builds (tests) stay dynamic.
-for target in package.targets where target.name == "sockctl" {
+// --- list start-up (issue 3): release builds of `sockctl` and `sockctl-full` link the Swift
+// runtime (and Foundation, where used) statically (what `swift build --static-swift-stdlib` does,
+// for these products). Loading ~15 shared Swift libraries and binding their symbols cost about
+// half of a short run. The compile flag makes the static Foundation modules' link dependencies
+// (ICU) known to the linker. `sockctl` imports no Foundation, but ArgumentParser uses
+// FoundationEssentials, whose static library needs three more (named here: nothing else pulls
+// them in). Debug builds (tests) stay dynamic.
+for target in package.targets where target.name == "sockctl" || target.name == "sockctl-full" {
     let staticStdlib = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
+    let extra = target.name == "sockctl" ? ["-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"] : []
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-static-stdlib"], staticStdlib)]
-    target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"], staticStdlib)]
+    target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"] + extra, staticStdlib)]
 }
 
 // --- TestSupport: one copy of the helpers the test targets share (commands, throwaway network

@@ -1,5 +1,4 @@
 import BPF
-import Foundation
 import Namespaces
 import SockDiag
 import SocketFilter
@@ -50,7 +49,7 @@ extension KillError {
 /// The process-wide BPF destroyer: loading and verifying the programs costs milliseconds, so it is
 /// done once and shared (its destroy() calls are serialized).
 enum SharedDestroyer {
-    private static let lock = NSLock()
+    private static let lock = POSIXMutex()
     nonisolated(unsafe) private static var loaded: Result<BPFSocketDestroyer, BPFError>?
 
     /// Whether a destroyer is loaded in this process already (then BPF costs nothing extra).
@@ -271,25 +270,28 @@ extension SocketKiller {
 
 /// One half pass on a thread of its own (it inherits the creating thread's network namespace).
 final class HalfPass: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let mutex = POSIXMutex()
+    private let changed = POSIXCondition()
     private var result: Result<[KillResult], Error>?
 
     init(_ work: @escaping () throws -> [KillResult]) {
-        let t = Thread { [self] in
-            let r = Result { try work() }
-            condition.lock()
-            result = r
-            condition.broadcast()
-            condition.unlock()
+        do {
+            try POSIXThread.start(name: "sockctl-half-pass") { [self] in
+                let r = Result { try work() }
+                mutex.lock()
+                result = r
+                changed.broadcast()
+                mutex.unlock()
+            }.detach()
+        } catch {
+            result = .failure(error)
         }
-        t.name = "sockctl-half-pass"
-        t.start()
     }
 
     func wait() -> Result<[KillResult], Error> {
-        condition.lock()
-        defer { condition.unlock() }
-        while result == nil { condition.wait() }
+        mutex.lock()
+        defer { mutex.unlock() }
+        while result == nil { changed.wait(mutex) }
         return result!
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import Namespaces
 import SockDiag
 import SocketFilter
@@ -17,7 +16,7 @@ public struct ProcessLookupMissing: Error, CustomStringConvertible {
 public final class ProcessLookup: @unchecked Sendable {
     private let pending: PendingProcessIndex
     private var index: ProcessIndex?
-    private let lock = NSLock()
+    private let lock = POSIXMutex()
     public init() throws { pending = try ProcessIndex.start() }
     public func owners(_ inode: UInt32) throws -> [SocketProcess] {
         let idx: ProcessIndex = try lock.withLock {

@@ -41,7 +41,6 @@
 /// Threads: `SocketKiller` is `Sendable` and may be called concurrently from any thread or task.
 /// Work in other namespaces runs on dedicated threads that enter the namespace (never on Swift
 /// concurrency threads); the async form suspends the task while a thread of its own does the work.
-import Foundation
 import Namespaces
 import Netlink
 import SockDiag
@@ -285,7 +284,11 @@ public final class SocketKiller: Sendable {
     /// Async form: runs on a thread of its own; the task is suspended, not blocking a pool thread.
     public func kill(_ request: KillRequest) async throws -> KillReport {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<KillReport, Error>) in
-            Foundation.Thread.detachNewThread { c.resume(with: Result { try self.kill(request) }) }
+            do {
+                try POSIXThread.start(name: "sockctl-kill") { c.resume(with: Result { try self.kill(request) }) }.detach()
+            } catch {
+                c.resume(throwing: error)
+            }
         }
     }
 
@@ -612,7 +615,8 @@ struct NetlinkPlan: @unchecked Sendable {
 /// `NetlinkPlan.selectAndDestroy`). Results go back to the thread that offered the batch, which
 /// reports them; a destroy error is rethrown there.
 final class DestroyLane: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let mutex = POSIXMutex()
+    private let changed = POSIXCondition()
     private var job: [(Socket, String?)]?
     private var busy = false
     private var closing = false
@@ -622,27 +626,25 @@ final class DestroyLane: @unchecked Sendable {
     private let netlink: NetlinkSocket
     private let batch: Int
 
-    init(netlink: NetlinkSocket, batch: Int) {
+    init(netlink: NetlinkSocket, batch: Int) throws {
         self.netlink = netlink
         self.batch = batch
-        let thread = Thread { [self] in loop() }
-        thread.name = "sockctl-destroy"
-        thread.start()
+        try POSIXThread.start(name: "sockctl-destroy") { [self] in loop() }.detach()
     }
 
     /// Hands `work` to the lane when it is idle; false when it is still busy with the last batch.
     func offer(_ work: [(Socket, String?)]) -> Bool {
-        condition.lock(); defer { condition.unlock() }
+        mutex.lock(); defer { mutex.unlock() }
         guard !busy, failure == nil else { return false }
         job = work
         busy = true
-        condition.broadcast()
+        changed.broadcast()
         return true
     }
 
     /// What the lane destroyed since the last call.
     func takeFinished() throws -> [((Socket, String?), DestroyOutcome)] {
-        condition.lock(); defer { condition.unlock() }
+        mutex.lock(); defer { mutex.unlock() }
         if let failure { throw failure }
         defer { finished = [] }
         return finished
@@ -650,32 +652,32 @@ final class DestroyLane: @unchecked Sendable {
 
     /// Waits for the batch in hand, stops the thread, and returns what is left to report.
     func finish() throws -> [((Socket, String?), DestroyOutcome)] {
-        condition.lock()
+        mutex.lock()
         closing = true
-        condition.broadcast()
-        while !exited { condition.wait() }
-        condition.unlock()
+        changed.broadcast()
+        while !exited { changed.wait(mutex) }
+        mutex.unlock()
         return try takeFinished()
     }
 
     private func loop() {
-        condition.lock()
+        mutex.lock()
         while true {
-            while job == nil && !closing { condition.wait() }
+            while job == nil && !closing { changed.wait(mutex) }
             guard let work = job else { break }
             job = nil
-            condition.unlock()
+            mutex.unlock()
             let result = Result { try SockDiagClient.destroy(work.lazy.map { $0.0 }, on: netlink, batch: batch) }
-            condition.lock()
+            mutex.lock()
             switch result {
             case .success(let outcomes): finished += zip(work, outcomes)
             case .failure(let error): failure = error
             }
             busy = false
-            condition.broadcast()
+            changed.broadcast()
         }
         exited = true
-        condition.broadcast()
-        condition.unlock()
+        changed.broadcast()
+        mutex.unlock()
     }
 }

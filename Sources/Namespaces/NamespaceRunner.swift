@@ -36,7 +36,7 @@ public enum NamespaceRunner {
             var result: Result<T, Error>?
             try withUnsafeMutablePointer(to: &result) { slot in
                 let address = UnsafeMutableRawPointer(slot)
-                let thread = try Thread.start {
+                let thread = try POSIXThread.start {
                     let slot = address.assumingMemoryBound(to: Result<T, Error>?.self)
                     slot.pointee = Result { try enter(namespace); return try body() }
                 }
@@ -50,7 +50,7 @@ public enum NamespaceRunner {
     public static func run<T>(in namespace: NetworkNamespace, _ body: @escaping () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
             do {
-                let thread = try Thread.start {
+                let thread = try POSIXThread.start {
                     continuation.resume(with: Result { try enter(namespace); return try body() })
                 }
                 thread.detach()
@@ -105,11 +105,11 @@ public enum NamespaceRunner {
         // Claimed namespaces may run ahead of the consumer by this many (bounds what waits in
         // finished slots while the consumer is still printing an earlier one).
         let shared = StreamState<Item>(count: namespaces.count, limit: max(1, bufferLimit), ahead: workers * 4)
-        var threads: [Thread] = []
+        var threads: [POSIXThread] = []
         threads.reserveCapacity(workers)
         for _ in 0..<workers {
             do {
-                threads.append(try Thread.start {
+                threads.append(try POSIXThread.start {
                     while let index = shared.claim() {
                         let ns = namespaces[index]
                         let outcome = Result<Void, Error> {
@@ -193,9 +193,9 @@ private final class StreamState<Item>: @unchecked Sendable {
     // Wake-ups only when someone sleeps: a futex wake per item would dominate the handoff cost.
     private var consumerWaiting = false
     private var producersWaiting = 0
-    private let lock = Mutex()
-    private let ready = Condition()
-    private let space = Condition()
+    private let lock = POSIXMutex()
+    private let ready = POSIXCondition()
+    private let space = POSIXCondition()
 
     init(count: Int, limit: Int, ahead: Int) {
         slots = Array(repeating: Slot(), count: count)

@@ -82,11 +82,11 @@ public struct ProcessIndex: Sendable {
         var parts = [Partial?](repeating: nil, count: workers)
         try parts.withUnsafeMutableBufferPointer { out in
             let base = out.baseAddress!
-            var started: [Thread] = []
+            var started: [POSIXThread] = []
             defer { for t in started { t.join() } }
             for w in 0..<workers {
                 let slot = base + w
-                started.append(try Thread.start(name: "sockctl-procidx") {
+                started.append(try POSIXThread.start(name: "sockctl-procidx") {
                     var part = Partial(wanted: wanted)
                     part.scan(procFD: procFD, pids: pidList[...], next: cursor)
                     slot.pointee = part
@@ -140,7 +140,7 @@ public struct ProcessIndex: Sendable {
 
 /// Hands out positions in the pid list to scanning threads.
 private final class Cursor: @unchecked Sendable {
-    private let lock = Mutex()
+    private let lock = POSIXMutex()
     private var position = 0
     private let end: Int
     init(_ end: Int) { self.end = end }
@@ -273,15 +273,15 @@ private func appendASCII(_ suffix: StaticString, to p: UnsafeMutablePointer<CCha
 /// A `ProcessIndex` being built on a thread of its own (`ProcessIndex.start`), so the /proc scan
 /// can overlap with other work, e.g. opening the first namespace's dump; `wait()` joins it.
 public final class PendingProcessIndex: @unchecked Sendable {
-    private let lock = Mutex()
-    private let done = Condition()
-    private var thread: Thread?
+    private let lock = POSIXMutex()
+    private let done = POSIXCondition()
+    private var thread: POSIXThread?
     private var result: Result<ProcessIndex, Error>?
 
     fileprivate init(wanted: Set<UInt64>?, threads: Int, procRoot: String) throws {
         lock.lock()
         defer { lock.unlock() }
-        thread = try Thread.start(name: "sockctl-procidx") { [self] in
+        thread = try POSIXThread.start(name: "sockctl-procidx") { [self] in
             let built = Result { try ProcessIndex.build(wanted: wanted, threads: threads, procRoot: procRoot) }
             lock.lock()
             result = built

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SockCtlCLIBase
 import Kill
 import Namespaces
 import Netlink

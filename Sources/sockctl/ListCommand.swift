@@ -1,9 +1,9 @@
 import ArgumentParser
+import SockCtlCLIBase
 import Namespaces
 import Netlink
 import SockDiag
 import SocketFilter
-import Foundation
 import Kill
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import SockCtlCLIBase
 import Namespaces
 import SockDiag
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SockCtlCLIBase
 import SockDiag
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SockCtlCLIBase
 import Namespaces
 import Netlink
 import SockDiag

@@ -88,7 +88,7 @@ func listenLoopback() throws -> (Int32, UInt16) {
         let perNamespace = 40
 
         var events: [(UInt64, String)] = []
-        let gauge = Mutex()
+        let gauge = POSIXMutex()
         nonisolated(unsafe) var running = 0, maxRunning = 0, tids: Set<Int32> = []
         try NamespaceRunner.stream(targets, parallelism: parallelism, bufferLimit: bufferLimit, produce: { ns, emit in
             gauge.lock(); running += 1; maxRunning = max(maxRunning, running); tids.insert(sockctl_gettid()); gauge.unlock()
@@ -126,7 +126,7 @@ func listenLoopback() throws -> (Int32, UInt16) {
         defer { spaces.forEach { $0.close() } }
         let targets = try spaces.map { try NetworkNamespace.resolve($0.name) }
         struct Stop: Error, Equatable {}
-        let sawCancel = Mutex()
+        let sawCancel = POSIXMutex()
         nonisolated(unsafe) var cancelled = 0, started = 0
         #expect(throws: Stop()) {
             try NamespaceRunner.stream(targets, parallelism: 3, bufferLimit: 4, produce: { _, emit in

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SockCtlCLIBase
 import Foundation
 import Handoff
 
@@ -6,7 +7,7 @@ import Handoff
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Start a server with listeners it inherits (LISTEN_FDS), and upgrade it without dropping a connection.",
+        abstract: FullVerb.run.abstract,
         discussion: """
         Listener URLs: tcp://ADDR:PORT, tcp://[::1]:PORT, udp://ADDR:PORT, unix:///PATH, unix://@ABSTRACT. \
         Options after '?', joined by '&': name=NAME (LISTEN_FDNAMES; default tcp-PORT, udp-PORT, unix-BASENAME), \

@@ -8,21 +8,21 @@ import Glibc
 
 /// Exit statuses shared by every verb (DESIGN.md): 0 done, 1 nothing matched, 2 usage/filter/config,
 /// 3 permission or kernel support missing, 4 partial failure.
-enum Exit {
-    static let nothingMatched: Int32 = 1
-    static let usage: Int32 = 2
-    static let permission: Int32 = 3
-    static let partial: Int32 = 4
+public enum Exit {
+    public static let nothingMatched: Int32 = 1
+    public static let usage: Int32 = 2
+    public static let permission: Int32 = 3
+    public static let partial: Int32 = 4
 }
 
 /// Prints one line to stderr and exits with the status the error calls for.
-func fail(_ error: Error) -> ExitCode {
+public func fail(_ error: Error) -> ExitCode {
     let (text, status) = describe(error)
     FileHandleStderr.write("sockctl: \(text)\n")
     return ExitCode(status)
 }
 
-func describe(_ error: Error) -> (String, Int32) {
+public func describe(_ error: Error) -> (String, Int32) {
     switch error {
     case let e as FilterSyntaxError: return ("\(e)", Exit.usage)
     case let e as FilterCompileError: return ("\(e)", Exit.usage)
@@ -39,8 +39,8 @@ func describe(_ error: Error) -> (String, Int32) {
     }
 }
 
-enum FileHandleStderr {
-    static func write(_ s: String) {
+public enum FileHandleStderr {
+    public static func write(_ s: String) {
         var s = s
         s.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SockCtlCLIBase
 import Foundation
 import Handoff
 
@@ -15,7 +16,7 @@ struct SupervisorAddress: ParsableArguments {
 
 /// `sockctl status NAME`: generations, pids, listeners and upgrades of a `sockctl run` supervisor.
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show a supervisor's generations, listeners and upgrades.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: FullVerb.status.abstract)
 
     @OptionGroup var supervisor: SupervisorAddress
 

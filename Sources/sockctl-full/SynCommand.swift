@@ -1,4 +1,5 @@
 import ArgumentParser
+import SockCtlCLIBase
 import Foundation
 import SavedSYN
 
@@ -11,7 +12,7 @@ import Glibc
 struct SynCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "syn",
-        abstract: "Fingerprint each client's SYN (TCP_SAVED_SYN): p0f signature, MuonFP, OS; optionally a filtering proxy.",
+        abstract: FullVerb.syn.abstract,
         discussion: """
         One line per accepted client. With --json one JSON object per line with the fields src, sport, \
         dst, dport, ttl, signature (p0f v3 raw signature), fingerprint (MuonFP) and os (when a \

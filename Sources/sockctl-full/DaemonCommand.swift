@@ -1,4 +1,5 @@
 import ArgumentParser
+import SockCtlCLIBase
 import Dispatch
 import Foundation
 import Logging
@@ -8,7 +9,7 @@ import Policy
 struct DaemonCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
-        abstract: "Kill sockets by policy: on address/link events in every namespace, on intervals, and on API request.",
+        abstract: FullVerb.daemon.abstract,
         discussion: """
         The policy is a YAML file of rules (see README: Policy daemon). Every socket acted on is printed \
         to stdout as a JSON line; logs go to stderr. SIGHUP or POST /v1/reload loads the policy again; \

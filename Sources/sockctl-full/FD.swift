@@ -1,4 +1,5 @@
 import ArgumentParser
+import SockCtlCLIBase
 import Foundation
 import Handoff
 
@@ -6,7 +7,7 @@ import Handoff
 struct FD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fd",
-        abstract: "Pass named fds between unrelated processes over a unix socket (SCM_RIGHTS).",
+        abstract: FullVerb.fd.abstract,
         subcommands: [Send.self, Hold.self, Claim.self]
     )
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SockCtlCLIBase
 import Foundation
 import Handoff
 
@@ -6,7 +7,7 @@ import Handoff
 struct Upgrade: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "upgrade",
-        abstract: "Start the next generation of a supervised server; exit 0 once it serves and the old one is gone.",
+        abstract: FullVerb.upgrade.abstract,
         discussion: "Exit status: 0 upgraded, 2 no such supervisor, 4 the upgrade failed or was refused (the old generation keeps serving)."
     )
 
