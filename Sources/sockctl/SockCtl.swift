@@ -10,17 +10,17 @@ struct SockCtl: ParsableCommand {
     )
 
     /// Every verb, one command type each. Keep one entry per line so that parallel work merges
-    /// cleanly. The *Verb entries stand for commands of sockctl-full (FullVerb).
+    /// cleanly. The Forwarded entries stand for commands of sockctl-full (FullVerb).
     static let allSubcommands: [ParsableCommand.Type] = [
         List.self,
         Kill.self,
         Watch.self,
-        RunVerb.self,
-        UpgradeVerb.self,
-        StatusVerb.self,
-        FDVerb.self,
-        SynVerb.self,
-        DaemonVerb.self,
+        Forwarded<RunVerb>.self,
+        Forwarded<UpgradeVerb>.self,
+        Forwarded<StatusVerb>.self,
+        Forwarded<FDVerb>.self,
+        Forwarded<SynVerb>.self,
+        Forwarded<DaemonVerb>.self,
         Netns.self,
     ]
 
@@ -31,29 +31,16 @@ struct SockCtl: ParsableCommand {
     }
 }
 
-// Entries for `sockctl --help`; invoking them never gets here (main forwards them), except
-// through a library caller, for whom run() forwards too.
-struct RunVerb: ParsableCommand {
-    static let configuration = FullVerb.run.configuration
-    func run() { FullVerb.forwardIfNeeded(["sockctl", "run"]) }
+// Entries for `sockctl --help`; invoking them never gets here (main forwards them first), but
+// if it did, run() forwards too.
+protocol ForwardedVerb { static var verb: FullVerb { get } }
+struct Forwarded<Verb: ForwardedVerb>: ParsableCommand {
+    static var configuration: CommandConfiguration { Verb.verb.configuration }
+    func run() { FullVerb.forwardIfNeeded(["sockctl", Verb.verb.rawValue]) }
 }
-struct UpgradeVerb: ParsableCommand {
-    static let configuration = FullVerb.upgrade.configuration
-    func run() { FullVerb.forwardIfNeeded(["sockctl", "upgrade"]) }
-}
-struct StatusVerb: ParsableCommand {
-    static let configuration = FullVerb.status.configuration
-    func run() { FullVerb.forwardIfNeeded(["sockctl", "status"]) }
-}
-struct FDVerb: ParsableCommand {
-    static let configuration = FullVerb.fd.configuration
-    func run() { FullVerb.forwardIfNeeded(["sockctl", "fd"]) }
-}
-struct SynVerb: ParsableCommand {
-    static let configuration = FullVerb.syn.configuration
-    func run() { FullVerb.forwardIfNeeded(["sockctl", "syn"]) }
-}
-struct DaemonVerb: ParsableCommand {
-    static let configuration = FullVerb.daemon.configuration
-    func run() { FullVerb.forwardIfNeeded(["sockctl", "daemon"]) }
-}
+enum RunVerb: ForwardedVerb { static let verb = FullVerb.run }
+enum UpgradeVerb: ForwardedVerb { static let verb = FullVerb.upgrade }
+enum StatusVerb: ForwardedVerb { static let verb = FullVerb.status }
+enum FDVerb: ForwardedVerb { static let verb = FullVerb.fd }
+enum SynVerb: ForwardedVerb { static let verb = FullVerb.syn }
+enum DaemonVerb: ForwardedVerb { static let verb = FullVerb.daemon }
