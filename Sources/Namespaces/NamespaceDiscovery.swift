@@ -170,21 +170,22 @@ private struct Collector {
     static let maxProcessPaths = 3
     var entries: [NamespaceIdentity: Entry] = [:]
 
-    /// `path` is only built when it is kept (most processes share a namespace already seen).
+    /// Updates the identity's entry in place (no copy of its arrays per call); `path` is only
+    /// built when it is kept (most processes share a namespace already seen).
     mutating func add(_ identity: NamespaceIdentity, name: String?, path: @autoclosure () -> String, kind: Kind) {
-        // In place: no copy of the entry's arrays per call.
+        Self.add(to: &entries[identity, default: Entry()], name: name, path: path, kind: kind)
+    }
+
+    private static func add(to e: inout Entry, name: String?, path: () -> String, kind: Kind) {
         switch kind {
         case .named:
-            if entries[identity, default: Entry()].name == nil { entries[identity, default: Entry()].name = name }
-            entries[identity, default: Entry()].named.append(path())
+            if e.name == nil { e.name = name }
+            e.named.append(path())
         case .mount:
             let p = path()
-            let e = entries[identity, default: Entry()]
-            if !e.named.contains(p) && !e.mounts.contains(p) { entries[identity, default: Entry()].mounts.append(p) }
+            if !e.named.contains(p) && !e.mounts.contains(p) { e.mounts.append(p) }
         case .process:
-            if entries[identity, default: Entry()].processes.count < Self.maxProcessPaths {
-                entries[identity, default: Entry()].processes.append(path())
-            }
+            if e.processes.count < maxProcessPaths { e.processes.append(path()) }
         }
     }
 
