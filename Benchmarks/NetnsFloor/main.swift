@@ -49,20 +49,17 @@ final class Work: @unchecked Sendable {
     let clients: [SockDiagClient]
     var next = 0
     var destroyed = 0, matched = 0, failed = 0
-    var lock = pthread_mutex_t()
-    init(_ clients: [SockDiagClient]) {
-        self.clients = clients
-        pthread_mutex_init(&lock, nil)
-    }
+    let lock = POSIXMutex()
+    init(_ clients: [SockDiagClient]) { self.clients = clients }
     func claim() -> Int? {
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        guard next < clients.count else { return nil }
-        next += 1
-        return next - 1
+        lock.withLock {
+            guard next < clients.count else { return nil }
+            next += 1
+            return next - 1
+        }
     }
     func add(matched m: Int, destroyed d: Int, failed f: Int) {
-        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
-        matched += m; destroyed += d; failed += f
+        lock.withLock { matched += m; destroyed += d; failed += f }
     }
 }
 
@@ -100,15 +97,12 @@ func worker() {
     }
 }
 
-// pthreads of our own (the body only touches sockets already bound to their namespaces).
+// Threads of our own (the body only touches sockets already bound to their namespaces).
 let start = monotonicNanos()
-var tids: [pthread_t] = []
+var workers: [POSIXThread] = []
 for _ in 0..<threads {
-    var tid = pthread_t()
-    let rc = pthread_create(&tid, nil, { _ in worker(); return nil }, nil)
-    if rc != 0 { fail("pthread_create: \(String(cString: strerror(rc)))") }
-    tids.append(tid)
+    do { workers.append(try POSIXThread.start(name: "netns-floor", worker)) } catch { fail("\(error)") }
 }
-for t in tids { pthread_join(t, nil) }
+for t in workers { t.join() }
 let ms = Double(monotonicNanos() - start) / 1e6
 print("floor_ms=\(ms) discovery_ms=\(Double(t1 - t0) / 1e6) setup_ms=\(Double(t2 - t1) / 1e6) namespaces=\(spaces.count) threads=\(threads) matched=\(work.matched) destroyed=\(work.destroyed) failed=\(work.failed)")

@@ -42,11 +42,11 @@ extension SockDiagClient {
     /// NOOP's ack arrives every failure of the batch has been read and the rest were destroyed:
     /// one receive per batch and per failure instead of one per socket.
     ///
-    /// Takes any collection indexed from 0 (e.g. `pairs.lazy.map { $0.socket }`), so a caller that
-    /// holds sockets inside other values does not copy them into an array first.
+    /// Takes any random-access collection (e.g. `pairs.lazy.map { $0.socket }`), so a caller that
+    /// holds sockets inside other values does not copy them into an array first; outcomes are
+    /// numbered from 0 whatever the collection's indices.
     public static func destroy<C: RandomAccessCollection>(_ sockets: C, on netlink: NetlinkSocket, batch: Int = 128) throws
         -> [DestroyOutcome] where C.Element == Socket, C.Index == Int {
-        precondition(sockets.startIndex == 0, "destroy takes a collection indexed from 0")
         var outcomes = [DestroyOutcome](repeating: .alreadyGone, count: sockets.count)
         var start = 0
         while start < sockets.count {
@@ -54,7 +54,7 @@ extension SockDiagClient {
             var bytes: [UInt8] = []
             var bySequence: [UInt32: Int] = [:]
             for i in start..<end {
-                let s = sockets[i]
+                let s = sockets[sockets.startIndex + i]
                 if s.state == .timeWait || s.isUnix { outcomes[i] = .notDestroyable; continue }
                 guard let proto = s.kind.ipProtocol else { outcomes[i] = .notDestroyable; continue }
                 var req = InetDiagRequest(family: s.family, ipProtocol: proto, states: SocketState.allMask)
