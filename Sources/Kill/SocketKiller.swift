@@ -33,8 +33,10 @@
 ///
 /// Safety: every destroy carries the socket cookie, so a socket whose 4-tuple was reused since the
 /// dump is never hit (the kernel answers ENOENT: `alreadyGone`). Before destroying anything in a
-/// namespace, destroy support and permission are probed by destroying a socket of our own there,
-/// so an unsupported kernel or a missing capability fails loudly with nothing touched. A dry run
+/// namespace, destroy support and permission are probed by destroying a socket of our own there
+/// (once per owning user namespace; once in all for a caller with CAP_NET_ADMIN in the initial
+/// user namespace), so an unsupported kernel or a missing capability fails loudly with nothing
+/// touched. A dry run
 /// touches nothing (no probe either). With `max`, everything is selected first and nothing is
 /// destroyed when more match.
 ///
@@ -341,6 +343,13 @@ public final class SocketKiller: Sendable {
         var usable: [NetworkNamespace] = []
         var skipped: [NetworkNamespace: String] = [:]
         if request.dryRun {
+            usable = spaces
+        } else if NetworkNamespace.callerHasNetAdminEverywhere() {
+            // Root in the initial user namespace: the permission holds in every namespace, and
+            // destroy support is the kernel's, so one probe in our own namespace answers for all
+            // (no owner lookups, no thread entering a namespace). A namespace that vanished is
+            // reported when its turn comes, as one that vanishes during the kill is.
+            try engine.probe(nil)
             usable = spaces
         } else {
             usable = try Self.probeByOwner(spaces, skipped: &skipped, parallelism: parallelism, probe: engine.probe)

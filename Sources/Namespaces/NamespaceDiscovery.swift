@@ -123,8 +123,9 @@ extension NamespaceResolver {
         var cap = 0
         defer { free(line) }
         while getline(&line, &cap, f) > 0 {
+            // Most lines are other file systems: test the C text before making a String of it.
+            guard strstr(line!, " - nsfs ") != nil else { continue }
             let text = String(cString: line!)
-            guard text.contains(" - nsfs ") else { continue }
             let fields = text.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count > 5 else { continue }
             let root = fields[3]

@@ -116,6 +116,20 @@ public struct NetworkNamespace: Hashable, Sendable, CustomStringConvertible {
         return NamespaceIdentity(st)
     }
 
+    /// Whether the calling thread holds CAP_NET_ADMIN (effective) in the initial user namespace.
+    /// The kernel checks a capability over a namespace against the user namespace that owns it and
+    /// walks up its ancestors to the caller's (cap_capable). Every user namespace descends from
+    /// the initial one, so such a caller has CAP_NET_ADMIN over the sockets of every network
+    /// namespace on the host, whoever owns it: one destroy probe answers for all of them.
+    public static func callerHasNetAdminEverywhere() -> Bool {
+        guard sockctl_has_effective_capability(sockctl_CAP_NET_ADMIN) == 1 else { return false }
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self/ns/user", &buf, buf.count - 1)
+        guard n > 0 else { return false }
+        let text = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text == "user:[\(sockctl_USER_NS_INIT_INO)]"
+    }
+
     /// The namespace of the calling thread (/proc/thread-self/ns/net), labelled like `discoverAll`.
     public static func current() throws -> NetworkNamespace {
         let processPath = "/proc/\(getpid())/ns/net"

@@ -26,23 +26,28 @@ public struct ByteWriter {
     @inlinable public mutating func write(byte: UInt8) { bytes.append(byte) }
     @inlinable public mutating func write<S: Sequence>(bytes seq: S) where S.Element == UInt8 { bytes.append(contentsOf: seq) }
 
-    /// Decimal digits of an unsigned integer, no allocation.
-    public mutating func write<T: BinaryInteger>(_ v: T) {
-        if v < 0 {
+    /// Decimal digits of an integer, no allocation. Inlinable so that callers in other modules get
+    /// a version for their concrete type rather than the generic one (BinaryInteger witness calls
+    /// per digit).
+    @inlinable public mutating func write<T: BinaryInteger>(_ v: T) {
+        if T.isSigned && v < 0 {
             bytes.append(UInt8(ascii: "-"))
-            write(UInt64(-Int64(v)))
-            return
+            write(decimal: UInt64(v.magnitude))
+        } else {
+            write(decimal: UInt64(v))
         }
-        var n = UInt64(v)
-        if n < 10 { bytes.append(UInt8(truncatingIfNeeded: 48 + n)); return }
-        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        let count = withUnsafeMutableBytes(of: &tmp) { t -> Int in
+    }
+
+    /// Decimal digits of `n`.
+    public mutating func write(decimal n: UInt64) {
+        if n < 10 { bytes.append(UInt8(truncatingIfNeeded: 48 &+ n)); return }
+        var n = n
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { t in
             var i = 24
-            while n > 0 { i -= 1; t[i] = UInt8(truncatingIfNeeded: 48 + n % 10); n /= 10 }
+            while n > 0 { i -= 1; t[i] = UInt8(truncatingIfNeeded: 48 &+ n % 10); n /= 10 }
             bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: t[i..<24]))
-            return 24 - i
         }
-        _ = count
     }
 
     /// Writes `n` spaces.

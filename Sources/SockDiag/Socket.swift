@@ -96,6 +96,12 @@ public enum SocketKind: String, Sendable, Hashable, CaseIterable {
     }
 }
 
+/// `Socket.tcpInfo`'s out-of-line home (immutable; a new value gets a new one).
+final class TCPInfoStorage: Sendable {
+    let value: TCPInfo
+    init(_ value: TCPInfo) { self.value = value }
+}
+
 /// A process holding a socket (pid, comm, fd): the process index's own value, shared so that a
 /// lookup result goes into `Socket.processes` as it is.
 public typealias SocketProcess = SocketOwner
@@ -133,15 +139,20 @@ public struct Socket: Sendable {
     public var shutdown: UInt8?
     /// `INET_DIAG_CONG`: congestion control algorithm name.
     public var congestion: String?
-    /// `INET_DIAG_INFO`: `struct tcp_info`.
-    public var tcpInfo: TCPInfo?
+    /// `INET_DIAG_INFO`: `struct tcp_info`. Kept out of line: it is larger than all the other
+    /// fields together and most dumps do not ask for it, and sockets are copied on their way to
+    /// the output (a kill hands each one through several buffers).
+    public var tcpInfo: TCPInfo? {
+        get { tcpInfoStorage?.value }
+        set { tcpInfoStorage = newValue.map(TCPInfoStorage.init) }
+    }
+    private var tcpInfoStorage: TCPInfoStorage?
     /// `INET_DIAG_SKMEMINFO` / `UNIX_DIAG_MEMINFO`.
     public var memInfo: SocketMemInfo?
     /// Unix sockets: bound path (`@name` for the abstract namespace), the peer's inode,
     /// and for listeners the accept queue (`UNIX_DIAG_RQLEN`).
     public var path: String?
     public var peerInode: UInt32?
-    /// Unix sockets that are listening: pending connections' inodes (`UNIX_DIAG_ICONS`), not fetched by default.
     /// Label of the network namespace the socket was dumped from (set by the caller).
     public var netns: String?
     /// Filled by a process lookup (`-p`).

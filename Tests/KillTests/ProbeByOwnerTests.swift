@@ -61,3 +61,49 @@ import Testing
         #expect(labels.count == 1, "the vanished one has no owner to group by; the other two share one probe: \(labels)")
     }
 }
+
+/// The tests run as root in the initial user namespace, which holds CAP_NET_ADMIN over every
+/// namespace's sockets whoever owns the namespace: the kill then probes once, in its own
+/// namespace, instead of once per owner. That must still reach a namespace owned by a child user
+/// namespace, and a namespace that is gone by the time of the kill is reported, not fatal.
+@Suite struct OneProbeForAllTests {
+    @Test func rootInTheInitialUserNamespaceKillsEverywhere() throws {
+        #expect(NetworkNamespace.callerHasNetAdminEverywhere())
+        let plain = try TestNamespace("probe")
+        defer { plain.remove() }
+        let gone = try TestNamespace("probe")
+        defer { gone.remove() }
+        let owned = try ProbeByOwnerTests.ChildOwned()
+        try runChecked(["ip", "-n", owned.name, "link", "set", "lo", "up"])
+        let resolver = NamespaceResolver()
+        let live = [try resolver.resolve(plain.name), try resolver.resolve(owned.name)]
+        #expect(live[0].ownerUserNamespace() != live[1].ownerUserNamespace(), "one of them is owned by a child user namespace")
+        let vanished = try resolver.resolve(gone.name)
+
+        // Per live namespace: a target pair on 7211 and a bystander pair on 7212.
+        let made = try live.map { ns in
+            try NamespaceRunner.run(in: ns) { () throws -> [(client: Int32, server: Int32)] in
+                try [7211, 7212].map { port in
+                    let l = try Sock.listener("127.0.0.1", UInt16(port), v6: false)
+                    defer { close(l) }
+                    return try Sock.pair(listener: l, "127.0.0.1", UInt16(port), v6: false)
+                }
+            }
+        }
+        defer { for p in made.joined() { close(p.client); close(p.server) } }
+        gone.remove()
+
+        let spaces = [live[0], vanished, live[1]]
+        let report = try SocketKiller().kill(KillRequest(filter: "dport = :7211", protocols: [.tcp], namespaces: .list(spaces)))
+        #expect(report.results.count == 2)
+        #expect(report.results.allSatisfy { $0.outcome == .destroyed })
+        #expect(report.summary.namespaces.map(\.destroyed) == [1, 0, 1])
+        #expect(report.summary.namespaces[1].error != nil, "the vanished namespace is reported")
+        #expect(report.summary.namespaces[0].error == nil && report.summary.namespaces[2].error == nil)
+        for pairs in made {
+            #expect(Sock.recvErrno(pairs[0].client) == ECONNABORTED)
+            #expect(Sock.recvErrno(pairs[0].server) == ECONNRESET)
+            #expect(Sock.exchanges(pairs[1].client, pairs[1].server) && Sock.exchanges(pairs[1].server, pairs[1].client))
+        }
+    }
+}

@@ -21,4 +21,25 @@ import Testing
         let left = ns.exec(["ss", "-tnH", "state", "established"]).stdout.split(separator: "\n")
         #expect(left.count == 2, "a socket was destroyed without permission")
     }
+
+    /// Root without CAP_NET_ADMIN (dropped from the bounding set, so exec gives none), over several
+    /// namespaces: no shortcut through the initial user namespace, each owner's probe fails, exit 3.
+    @Test func rootWithoutNetAdminExits3OverSeveralNamespaces() throws {
+        let spaces = try (0..<2).map { _ in try TestNamespace("perm") }
+        let holders = try spaces.map { ns in try Holder(["ip", "netns", "exec", ns.name, "python3", "-c", """
+        import socket, sys
+        l = socket.socket(); l.bind(('127.0.0.1', 7502)); l.listen()
+        c = socket.create_connection(('127.0.0.1', 7502)); a, _ = l.accept()
+        print('READY', flush=True); sys.stdin.read()
+        """]) }
+        defer { _ = holders }
+        let r = runCommand(["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", sockctlBinary, "kill", "-t"]
+                           + spaces.flatMap { ["--netns", $0.name] } + ["dport = :7502"])
+        #expect(r.status == 3, "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("needs CAP_NET_ADMIN in the socket's network namespace"), "stderr: \(r.stderr)")
+        for ns in spaces {
+            #expect(ns.exec(["ss", "-tnH", "state", "established"]).stdout.split(separator: "\n").count == 2,
+                    "a socket was destroyed without permission in \(ns.name)")
+        }
+    }
 }

@@ -16,6 +16,17 @@ static const int sockctl_CLONE_NEWNET = 0x40000000;
 /// the initial network namespace. Older kernels number it like any other namespace.
 static const unsigned long sockctl_NET_NS_INIT_INO = 0xEFFFFFF9UL;
 
+/// USER_NS_INIT_INO from linux/nsfs.h (PROC_USER_INIT_INO in the kernel since Linux 3.8): the fixed
+/// nsfs inode number of the initial user namespace.
+static const unsigned long sockctl_USER_NS_INIT_INO = 0xEFFFFFFDUL;
+
+/// CAP_NET_ADMIN from linux/capability.h.
+static const int sockctl_CAP_NET_ADMIN = 12;
+
+/// capget(2), version 3: 1 when capability `cap` is in the calling thread's effective set, 0 when
+/// it is not, -1 with errno set when capget fails.
+int sockctl_has_effective_capability(int cap);
+
 /// ioctl(fd, NS_GET_NSTYPE) (linux/nsfs.h, _IO(0xb7, 0x3)): the CLONE_NEW* type of the namespace
 /// `fd` refers to, or -1 with errno set (ENOTTY when fd is not an nsfs file).
 int sockctl_ns_get_nstype(int fd);
