@@ -200,6 +200,8 @@ public struct KillSummary: Sendable {
     /// Which backend ran, and why (for `-v`).
     public var backend: String = "netlink"
     public var backendReason: String = ""
+    /// How destroy support and permission were checked before anything was destroyed (for `-v`).
+    public var probe: String = ""
     public var matched: Int { namespaces.reduce(0) { $0 + $1.matched } }
     public var destroyed: Int { namespaces.reduce(0) { $0 + $1.destroyed } }
     public var failed: Int { namespaces.reduce(0) { $0 + $1.failed } }
@@ -326,6 +328,7 @@ public final class SocketKiller: Sendable {
 
         guard let spaces else {
             if !request.dryRun { try engine.probe(nil) }
+            summary.probe = request.dryRun ? "none (dry run)" : "one socket of our own destroyed in this namespace"
             var ns = NamespaceKillSummary(netns: nil)
             if let max = request.max {
                 let found = try engine.select(nil)
@@ -344,6 +347,7 @@ public final class SocketKiller: Sendable {
         var skipped: [NetworkNamespace: String] = [:]
         if request.dryRun {
             usable = spaces
+            summary.probe = "none (dry run)"
         } else if NetworkNamespace.callerHasNetAdminEverywhere() {
             // Root in the initial user namespace: the permission holds in every namespace, and
             // destroy support is the kernel's, so one probe in our own namespace answers for all
@@ -351,8 +355,10 @@ public final class SocketKiller: Sendable {
             // reported when its turn comes, as one that vanishes during the kill is.
             try engine.probe(nil)
             usable = spaces
+            summary.probe = "one socket of our own destroyed in sockctl's namespace, for all: CAP_NET_ADMIN in the initial user namespace holds in every namespace"
         } else {
             usable = try Self.probeByOwner(spaces, skipped: &skipped, parallelism: parallelism, probe: engine.probe)
+            summary.probe = "one socket of our own destroyed per owning user namespace"
         }
         var preselected: [NetworkNamespace: [(Socket, String?)]]?
         if let max = request.max {

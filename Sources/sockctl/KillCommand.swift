@@ -27,7 +27,7 @@ struct Kill: ParsableCommand {
         libbpf.so.1 and a filter that translates to BPF clauses: addresses, ports, states, uid, \
         cookies). --backend auto uses netlink SOCK_DESTROY (its pipelined dump and destroys beat \
         loading the programs for one kill); the daemon, which loads them at start, takes BPF for \
-        kills in one namespace. -v says which ran and why.
+        kills in one namespace. -v says which ran and why, and how destroy support was probed.
         Exit status: 0 done, 1 nothing matched, 2 usage/filter error or --max exceeded, \
         3 permission or kernel support missing, 4 some destroys failed.
         """
@@ -105,7 +105,10 @@ struct Kill: ParsableCommand {
         }
         if !json && !noHeader && !headerDone { w.write("Outcome         "); printer.writeHeader(&w) }
         try w.flush()
-        if verbose { FileHandleStderr.write("sockctl: backend \(summary.backend): \(summary.backendReason)\n") }
+        if verbose {
+            FileHandleStderr.write("sockctl: backend \(summary.backend): \(summary.backendReason)\n")
+            FileHandleStderr.write("sockctl: destroy probe: \(summary.probe)\n")
+        }
         // Per namespace: what happened where something matched or went wrong; over several
         // namespaces the quiet ones are counted, not listed (--all-netns may cover hundreds).
         var parts: [String] = []

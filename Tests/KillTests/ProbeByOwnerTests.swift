@@ -95,6 +95,7 @@ import Testing
 
         let spaces = [live[0], vanished, live[1]]
         let report = try SocketKiller().kill(KillRequest(filter: "dport = :7211", protocols: [.tcp], namespaces: .list(spaces)))
+        #expect(report.summary.probe.contains("initial user namespace"), "\(report.summary.probe)")
         #expect(report.results.count == 2)
         #expect(report.results.allSatisfy { $0.outcome == .destroyed })
         #expect(report.summary.namespaces.map(\.destroyed) == [1, 0, 1])

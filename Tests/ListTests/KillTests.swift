@@ -76,7 +76,8 @@ import Testing
     }
 
     /// -v names the backend and why: auto stays on netlink in a one-shot command (the programs are
-    /// not loaded); bpf when forced.
+    /// not loaded); bpf when forced. It also says how destroy support was probed (not at all in a
+    /// dry run).
     @Test func autoSaysWhichBackend() throws {
         let ns = try TestNamespace("auto")
         let fx = try Fixture(ns)
@@ -86,6 +87,7 @@ import Testing
         }
         let auto = try stderr(["dport = :7101"])
         #expect(auto.0 == 0 && auto.1.contains("backend netlink") && auto.1.contains("not loaded in this process"), "\(auto.1)")
+        #expect(auto.1.contains("destroy probe: none (dry run)"), "\(auto.1)")
         let forced = try stderr(["--backend", "bpf", "dport = :7101"])
         #expect(forced.0 == 0 && forced.1.contains("backend bpf"), "\(forced.1)")
         let untranslatable = try stderr(["--backend", "bpf", "dport = :7101 and fwmark 0x1"])
