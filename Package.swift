@@ -218,10 +218,12 @@ if Context.environment["SOCKCTL_BENCHMARKS"] == "1" {
 // half of a short run. The compile flag makes the static Foundation modules' link dependencies
 // (ICU) known to the linker. `sockctl` imports no Foundation, but ArgumentParser uses
 // FoundationEssentials, whose static library needs three more (named here: nothing else pulls
-// them in). Debug builds (tests) stay dynamic.
-for target in package.targets where target.name == "sockctl" || target.name == "sockctl-full" {
+// them in). Debug builds (tests) stay dynamic. The benches' floor programs are linked the same
+// way: where a bench times their whole process, they must not pay a start-up sockctl does not.
+let staticallyLinked: Set<String> = ["sockctl", "sockctl-full", "sockctl-bpf-floor", "sockctl-netns-floor"]
+for target in package.targets where staticallyLinked.contains(target.name) {
     let staticStdlib = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
-    let extra = target.name == "sockctl" ? ["-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"] : []
+    let extra = target.name == "sockctl-full" ? [] : ["-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"]
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-static-stdlib"], staticStdlib)]
     target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"] + extra, staticStdlib)]
 }
