@@ -37,62 +37,96 @@ extension SockDiagClient {
     /// that closed and whose 4-tuple was reused since the dump is never hit (the kernel refuses a
     /// cookie mismatch with ENOENT). Outcomes come back in the order of `sockets`.
     ///
+    /// Takes any random-access collection (e.g. `pairs.lazy.map { $0.socket }`), so a caller that
+    /// holds sockets inside other values does not copy them into an array first; outcomes are
+    /// numbered from 0 whatever the collection's indices. Inlinable: the walk over the caller's
+    /// collection is compiled for its type, and only the requests (`DestroyTarget`, no reference
+    /// counting) cross into this module.
+    @inlinable
+    public static func destroy<C: RandomAccessCollection>(_ sockets: C, on netlink: NetlinkSocket, batch: Int = 128) throws
+        -> [DestroyOutcome] where C.Element == Socket, C.Index == Int {
+        var targets: [DestroyTarget] = []
+        targets.reserveCapacity(sockets.count)
+        for s in sockets { targets.append(DestroyTarget(s)) }
+        return try destroy(targets: targets, on: netlink, batch: batch)
+    }
+
+    /// `destroy(_:on:batch:)` for requests already made.
+    ///
     /// Requests carry no NLM_F_ACK: the kernel answers only a failed one (with its errno), and a
     /// NLMSG_NOOP with NLM_F_ACK closes each batch. Replies come in request order, so when the
     /// NOOP's ack arrives every failure of the batch has been read and the rest were destroyed:
-    /// one receive per batch and per failure instead of one per socket.
-    ///
-    /// Takes any random-access collection (e.g. `pairs.lazy.map { $0.socket }`), so a caller that
-    /// holds sockets inside other values does not copy them into an array first; outcomes are
-    /// numbered from 0 whatever the collection's indices.
-    public static func destroy<C: RandomAccessCollection>(_ sockets: C, on netlink: NetlinkSocket, batch: Int = 128) throws
-        -> [DestroyOutcome] where C.Element == Socket, C.Index == Int {
-        var outcomes = [DestroyOutcome](repeating: .alreadyGone, count: sockets.count)
+    /// one receive per batch and per failure instead of one per socket. A batch's requests take
+    /// consecutive sequence numbers (one thread uses a netlink socket at a time), so a reply's
+    /// sequence number is its request's offset in the batch.
+    public static func destroy(targets: [DestroyTarget], on netlink: NetlinkSocket, batch: Int = 128) throws -> [DestroyOutcome] {
+        let messageSize = NetlinkHeader.size + SockDiagConstants.inetRequestSize
+        var outcomes = [DestroyOutcome](repeating: .notDestroyable, count: targets.count)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(min(batch, targets.count) * messageSize + NetlinkHeader.size)
+        var sent: [Int] = []  // sent[k]: index of the request with sequence first + k
+        sent.reserveCapacity(min(batch, targets.count))
         var start = 0
-        while start < sockets.count {
-            let end = min(start + batch, sockets.count)
-            var bytes: [UInt8] = []
-            var bySequence: [UInt32: Int] = [:]
+        while start < targets.count {
+            let end = min(start + batch, targets.count)
+            bytes.removeAll(keepingCapacity: true)
+            sent.removeAll(keepingCapacity: true)
+            var first: UInt32 = 0
             for i in start..<end {
-                let s = sockets[sockets.startIndex + i]
-                if s.state == .timeWait || s.isUnix { outcomes[i] = .notDestroyable; continue }
-                guard let proto = s.kind.ipProtocol else { outcomes[i] = .notDestroyable; continue }
-                var req = InetDiagRequest(family: s.family, ipProtocol: proto, states: SocketState.allMask)
-                req.id.sourcePort = s.sourcePort
-                req.id.destinationPort = s.destinationPort
-                if let a = s.source { req.id.source = a }
-                if let a = s.destination { req.id.destination = a }
-                req.id.interfaceIndex = s.interfaceIndex
-                req.id.cookie = s.cookie
-                let seq = netlink.nextSequence()
-                bySequence[seq] = i
-                bytes += NetlinkRequest(type: SockDiagConstants.sockDestroy, flags: [.request], payload: req.bytes)
-                    .encode(sequence: seq)
+                guard let request = targets[i].request else { continue }
+                let sequence = netlink.nextSequence()
+                if sent.isEmpty { first = sequence }
+                sent.append(i)
+                NetlinkHeader(length: UInt32(messageSize), type: SockDiagConstants.sockDestroy, flags: [.request],
+                              sequence: sequence).write(into: &bytes)
+                request.write(into: &bytes)
+                // No reply: destroyed (see above).
+                outcomes[i] = .destroyed
             }
-            if !bySequence.isEmpty {
-                let barrier = netlink.nextSequence()
-                bytes += NetlinkRequest(type: NetlinkMessageType.noop, flags: [.request, .ack], payload: []).encode(sequence: barrier)
-                try netlink.send(bytes)
-                var done = false
-                while !done {
-                    try netlink.receive { datagram in
-                        try forEachMessage(in: datagram) { msg in
-                            guard msg.header.type == NetlinkMessageType.error, let err = NetlinkErrorReply(msg) else { return }
-                            if msg.header.sequence == barrier { done = true; return }
-                            guard let i = bySequence.removeValue(forKey: msg.header.sequence) else { return }
-                            switch -err.error {
-                            case 0: outcomes[i] = .destroyed
-                            case ENOENT: outcomes[i] = .alreadyGone
-                            case let e: outcomes[i] = .failed(errno: e)
-                            }
+            start = end
+            if sent.isEmpty { continue }
+            let barrier = netlink.nextSequence()
+            NetlinkHeader(length: UInt32(NetlinkHeader.size), type: NetlinkMessageType.noop, flags: [.request, .ack],
+                          sequence: barrier).write(into: &bytes)
+            try netlink.send(bytes)
+            var done = false
+            while !done {
+                try netlink.receive { datagram in
+                    try forEachMessage(in: datagram) { msg in
+                        guard msg.header.type == NetlinkMessageType.error, let err = NetlinkErrorReply(msg) else { return }
+                        if msg.header.sequence == barrier { done = true; return }
+                        let k = Int(msg.header.sequence &- first)
+                        guard k >= 0, k < sent.count else { return }
+                        switch -err.error {
+                        case 0: outcomes[sent[k]] = .destroyed
+                        case ENOENT: outcomes[sent[k]] = .alreadyGone
+                        case let e: outcomes[sent[k]] = .failed(errno: e)
                         }
                     }
                 }
-                // No reply: destroyed.
-                for i in bySequence.values { outcomes[i] = .destroyed }
             }
-            start = end
         }
         return outcomes
+    }
+}
+
+/// One `SOCK_DESTROY` request, made from a `Socket`: `inet_diag_req_v2` with the socket's family,
+/// protocol, endpoints, interface and cookie. No reference-counted fields, so batches of them are
+/// cheap to build and hand over.
+public struct DestroyTarget: Sendable {
+    /// nil when the kernel cannot destroy the socket (TIME-WAIT, unix sockets).
+    public var request: InetDiagRequest?
+
+    @inlinable
+    public init(_ s: Socket) {
+        guard s.state != .timeWait, !s.isUnix, let proto = s.kind.ipProtocol else { request = nil; return }
+        var req = InetDiagRequest(family: s.family, ipProtocol: proto, states: SocketState.allMask)
+        req.id.sourcePort = s.sourcePort
+        req.id.destinationPort = s.destinationPort
+        if let a = s.source { req.id.source = a }
+        if let a = s.destination { req.id.destination = a }
+        req.id.interfaceIndex = s.interfaceIndex
+        req.id.cookie = s.cookie
+        request = req
     }
 }

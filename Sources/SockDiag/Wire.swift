@@ -72,11 +72,17 @@ public struct InetDiagRequest: Sendable {
 
     /// The 56 bytes of the request struct.
     public var bytes: [UInt8] {
-        var out: [UInt8] = [family, ipProtocol, extensions.rawValue, rawProtocol]
+        var out: [UInt8] = []
         out.reserveCapacity(SockDiagConstants.inetRequestSize)
+        write(into: &out)
+        return out
+    }
+
+    /// Appends the 56 bytes of the request struct.
+    public func write(into out: inout [UInt8]) {
+        out.append(family); out.append(ipProtocol); out.append(extensions.rawValue); out.append(rawProtocol)
         out.appendInteger(states)
         id.write(into: &out)
-        return out
     }
 }
 
