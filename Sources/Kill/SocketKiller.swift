@@ -36,9 +36,8 @@
 /// namespace, destroy support and permission are probed by destroying a socket of our own there
 /// (once per owning user namespace; once in all for a caller with CAP_NET_ADMIN in the initial
 /// user namespace), so an unsupported kernel or a missing capability fails loudly with nothing
-/// touched. A dry run
-/// touches nothing (no probe either). With `max`, everything is selected first and nothing is
-/// destroyed when more match.
+/// touched. A dry run touches nothing (no probe either). With `max`, everything is selected first
+/// and nothing is destroyed when more match.
 ///
 /// Threads: `SocketKiller` is `Sendable` and may be called concurrently from any thread or task.
 /// Work in other namespaces runs on dedicated threads that enter the namespace (never on Swift
