@@ -223,7 +223,7 @@ if Context.environment["SOCKCTL_BENCHMARKS"] == "1" {
 let staticallyLinked: Set<String> = ["sockctl", "sockctl-full", "sockctl-bpf-floor", "sockctl-netns-floor"]
 for target in package.targets where staticallyLinked.contains(target.name) {
     let staticStdlib = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
-    let extra = target.name == "sockctl-full" ? [] : ["-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"]
+    let extra = target.name == "sockctl" ? ["-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"] : []
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-static-stdlib"], staticStdlib)]
     target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"] + extra, staticStdlib)]
 }
