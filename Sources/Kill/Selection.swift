@@ -72,6 +72,11 @@ public enum SocketSelection {
             // Both families' programs come from one expression and differ only in host terms the
             // kernel checks per socket family, so the AF_INET6 program is right for both.
             query.tcpInOneWalk = tcpInOneWalk && kind == .tcp && fams.count == 2
+            if kind == .tcp {
+                // A port the filter requires is checked by the kernel before the bytecode.
+                query.tcpSourcePort = filter.requiredPort(.source) ?? 0
+                query.tcpDestinationPort = filter.requiredPort(.destination) ?? 0
+            }
             for f in fams { if let c = compiled[f] { query.bytecode[f] = c.bytecode } }
             try client.dump(query) { s in
                 if let extra, !extra(s) { return }

@@ -20,6 +20,13 @@ public struct DumpQuery: Sendable {
     /// Uses `bytecode[AF_INET6]`, so that program must be right for AF_INET sockets too (ours is:
     /// host conditions carry their family and the kernel compares per socket).
     public var tcpInOneWalk = false
+    /// TCP only: a local / remote port every wanted socket has (0 = any), put in the request's
+    /// socket id (`idiag_sport` / `idiag_dport`, network order). The kernel's TCP dump compares them
+    /// before it runs the bytecode, and skips the listening table when a remote port is given; the
+    /// bytecode still decides. (The UDP dump compares these fields in host byte order instead, so
+    /// they are not used for UDP.)
+    public var tcpSourcePort: UInt16 = 0
+    public var tcpDestinationPort: UInt16 = 0
 
     public init(kinds: [SocketKind], families: [UInt8] = [UInt8(AF_INET), UInt8(AF_INET6)], states: UInt32) {
         self.kinds = kinds
@@ -65,7 +72,10 @@ public final class SockDiagClient {
             if kind == .tcp && query.tcpInOneWalk && Set(query.families) == [UInt8(AF_INET), UInt8(AF_INET6)] {
                 // struct inet_diag_req: family (AF_UNSPEC), src_len, dst_len, ext, id, states, dbs.
                 var payload: [UInt8] = [0, 0, 0, query.extensions.rawValue]
-                InetSocketID(family: UInt8(AF_INET)).write(into: &payload)
+                var id = InetSocketID(family: UInt8(AF_INET))
+                id.sourcePort = query.tcpSourcePort
+                id.destinationPort = query.tcpDestinationPort
+                id.write(into: &payload)
                 payload.appendInteger(query.states)
                 payload.appendInteger(UInt32(0))
                 var request = NetlinkRequest(type: SockDiagConstants.tcpDiagGetSock, flags: [], payload: payload)
@@ -82,6 +92,10 @@ public final class SockDiagClient {
             for family in query.families {
                 var req = InetDiagRequest(family: family, ipProtocol: proto, states: query.states)
                 req.extensions = query.extensions
+                if kind == .tcp {
+                    req.id.sourcePort = query.tcpSourcePort
+                    req.id.destinationPort = query.tcpDestinationPort
+                }
                 var request = NetlinkRequest(type: SockDiagConstants.sockDiagByFamily, flags: [], payload: req.bytes)
                 if let bc = query.bytecode[family], !bc.isEmpty {
                     request.attributes.append(type: SockDiagConstants.InetRequestAttribute.bytecode, payload: bc)

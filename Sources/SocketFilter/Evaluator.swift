@@ -118,6 +118,36 @@ extension SocketFilter {
         return Self.listenerValue(e, family: family) != false
     }
 
+    /// The port every matching socket has on `side` (a top-level `sport = N` / `dport = N`, or a
+    /// `src`/`dst` condition with a port, that the whole expression requires), or nil when none is
+    /// required. A dump request can carry it (`inet_diag_sockid.idiag_sport`/`idiag_dport`) so that
+    /// the kernel skips other sockets before running the bytecode. Port 0 means "any" there: never
+    /// returned.
+    public func requiredPort(_ side: FilterSide) -> UInt16? {
+        guard let e = expression else { return nil }
+        return Self.requiredPort(e, side)
+    }
+
+    static func requiredPort(_ e: FilterExpr, _ side: FilterSide) -> UInt16? {
+        switch e {
+        case .and(let a, let b):
+            // Either one is required (when both name one, a socket must have both: the kernel's
+            // pre-check on one and the bytecode on the other still select nothing wrongly).
+            return requiredPort(a, side) ?? requiredPort(b, side)
+        case .or(let a, let b):
+            let x = requiredPort(a, side)
+            return x != nil && x == requiredPort(b, side) ? x : nil
+        case .not:
+            return nil
+        case .term(.port(let s, .eq, let p), _) where s == side && p != 0:
+            return p
+        case .term(.host(let s, let c), _) where s == side:
+            return c.port.flatMap { $0 == 0 ? nil : $0 }
+        case .term:
+            return nil
+        }
+    }
+
     /// true / false when decided for every listener of `family`, nil when it depends on the socket.
     static func listenerValue(_ e: FilterExpr, family: UInt8) -> Bool? {
         switch e {
