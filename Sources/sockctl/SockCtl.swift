@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLinuxUAPI
 import SockCtlCLIBase
 
 @main
@@ -27,6 +28,7 @@ struct SockCtl: ParsableCommand {
     static func main() {
         // The verbs of sockctl-full are handed over before any parsing (same pid, fds, environment).
         FullVerb.forwardIfNeeded(CommandLine.arguments)
+        sockctl_keep_freed_memory()
         main(nil)
     }
 }

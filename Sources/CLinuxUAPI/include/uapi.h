@@ -47,5 +47,8 @@ static const int sockctl_NETLINK_CAP_ACK = 10;
 int sockctl_setns(int fd, int nstype);
 /// The calling thread's kernel thread id (gettid(2)).
 pid_t sockctl_gettid(void);
+/// Tells malloc to keep freed memory (trim and mmap thresholds raised): a short-lived command that
+/// allocates and frees buffers per namespace then reuses pages instead of faulting in zeroed ones.
+void sockctl_keep_freed_memory(void);
 
 #endif
