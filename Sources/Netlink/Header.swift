@@ -27,11 +27,13 @@ public struct NetlinkHeader: Equatable, Sendable {
 
     /// Appends the 16 header bytes.
     public func write(into out: inout [UInt8]) {
-        out.appendInteger(length)
-        out.appendInteger(type)
-        out.appendInteger(flags.rawValue)
-        out.appendInteger(sequence)
-        out.appendInteger(pid)
+        out.appendBytes(count: Self.size) { p in
+            p.storeBytes(of: length, toByteOffset: 0, as: UInt32.self)
+            p.storeBytes(of: type, toByteOffset: 4, as: UInt16.self)
+            p.storeBytes(of: flags.rawValue, toByteOffset: 6, as: UInt16.self)
+            p.storeBytes(of: sequence, toByteOffset: 8, as: UInt32.self)
+            p.storeBytes(of: pid, toByteOffset: 12, as: UInt32.self)
+        }
     }
 }
 
@@ -81,6 +83,15 @@ extension Array where Element == UInt8 {
     @inlinable
     public mutating func appendInteger<T: FixedWidthInteger>(_ v: T) {
         Swift.withUnsafeBytes(of: v) { append(contentsOf: $0) }
+    }
+
+    /// Appends `count` zero bytes and lets `body` store into them: one capacity check for a whole
+    /// fixed-layout struct instead of one append per field (destroy batches write thousands).
+    @inlinable
+    public mutating func appendBytes(count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        let start = self.count
+        append(contentsOf: repeatElement(0, count: count))
+        withUnsafeMutableBytes { body(UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
     }
 
     /// Pads with zero bytes up to the next multiple of 4 (`NLMSG_ALIGN`, `RTA_ALIGN`).

@@ -21,13 +21,17 @@ public struct InetSocketID: Hashable, Sendable {
 
     /// The 48 wire bytes: be16 sport, be16 dport, 16 bytes src, 16 bytes dst, u32 if, u32 cookie[2].
     public func write(into out: inout [UInt8]) {
-        out.appendInteger(sourcePort.bigEndian)
-        out.appendInteger(destinationPort.bigEndian)
-        out.appendInteger(source.bytes.0); out.appendInteger(source.bytes.1)
-        out.appendInteger(destination.bytes.0); out.appendInteger(destination.bytes.1)
-        out.appendInteger(interfaceIndex)
-        out.appendInteger(UInt32(truncatingIfNeeded: cookie))
-        out.appendInteger(UInt32(truncatingIfNeeded: cookie >> 32))
+        out.appendBytes(count: 48) { p in
+            p.storeBytes(of: sourcePort.bigEndian, toByteOffset: 0, as: UInt16.self)
+            p.storeBytes(of: destinationPort.bigEndian, toByteOffset: 2, as: UInt16.self)
+            p.storeBytes(of: source.bytes.0, toByteOffset: 4, as: UInt64.self)
+            p.storeBytes(of: source.bytes.1, toByteOffset: 12, as: UInt64.self)
+            p.storeBytes(of: destination.bytes.0, toByteOffset: 20, as: UInt64.self)
+            p.storeBytes(of: destination.bytes.1, toByteOffset: 28, as: UInt64.self)
+            p.storeBytes(of: interfaceIndex, toByteOffset: 36, as: UInt32.self)
+            p.storeBytes(of: UInt32(truncatingIfNeeded: cookie), toByteOffset: 40, as: UInt32.self)
+            p.storeBytes(of: UInt32(truncatingIfNeeded: cookie >> 32), toByteOffset: 44, as: UInt32.self)
+        }
     }
 
     /// Reads the 48 bytes at `offset` for a socket of `family`.
@@ -80,8 +84,10 @@ public struct InetDiagRequest: Sendable {
 
     /// Appends the 56 bytes of the request struct.
     public func write(into out: inout [UInt8]) {
-        out.append(family); out.append(ipProtocol); out.append(extensions.rawValue); out.append(rawProtocol)
-        out.appendInteger(states)
+        out.appendBytes(count: 8) { p in
+            p[0] = family; p[1] = ipProtocol; p[2] = extensions.rawValue; p[3] = rawProtocol
+            p.storeBytes(of: states, toByteOffset: 4, as: UInt32.self)
+        }
         id.write(into: &out)
     }
 }
