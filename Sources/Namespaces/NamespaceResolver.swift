@@ -108,6 +108,20 @@ public struct NamespaceResolver: Sendable {
         return NetworkNamespace(identity: identity, name: name, paths: paths, isHost: identity == hostIdentity())
     }
 
+    /// Every namespace named in `netnsDirectory`, each once (labelled by its first name in byte
+    /// order), in name order: one pass over the directory. Resolving each name with `resolve` would
+    /// list the directory again per name, which a daemon rescanning hundreds of namespaces every
+    /// few seconds cannot afford. Stale files (nothing mounted) and other namespace types are skipped.
+    public func named() -> [NetworkNamespace] {
+        guard let device = NSFS.statPath(procRoot + "/self/ns/net").0.map({ UInt64($0.st_dev) }) else { return [] }
+        let host = hostIdentity(nsfsDevice: device)
+        var seen = Set<NamespaceIdentity>()
+        return NSFS.namedNamespaces(in: netnsDirectory, nsfsDevice: device).compactMap { name, identity in
+            guard seen.insert(identity).inserted else { return nil }
+            return NetworkNamespace(identity: identity, name: name, paths: [netnsDirectory + "/" + name], isHost: identity == host)
+        }
+    }
+
     /// Identity of the host's (initial) network namespace: PID 1's when /proc/1/ns/net can be read;
     /// otherwise, on kernels that give the initial namespace the fixed inode NET_NS_INIT_INO
     /// (Linux 6.18+), that inode on nsfs. nil when neither works.

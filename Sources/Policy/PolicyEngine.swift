@@ -128,15 +128,7 @@ public final class PolicyEngine: @unchecked Sendable {
 
     /// The named namespaces under /run/netns (enough when no rule asks for `all` or `host`).
     private func scanNamed() -> [NetworkNamespace] {
-        let dir = options.netnsDirectory
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return [] }
-        let resolver = NamespaceResolver(netnsDirectory: dir)
-        var seen = Set<NamespaceIdentity>()
-        return names.sorted().compactMap { name in
-            guard let ns = try? resolver.resolve(dir + "/" + name), seen.insert(ns.identity).inserted else { return nil }
-            // resolve() by path keeps the path; give it its name for labels and selectors.
-            return NetworkNamespace(identity: ns.identity, name: name, paths: ns.paths, isHost: ns.isHost)
-        }
+        NamespaceResolver(netnsDirectory: options.netnsDirectory).named()
     }
 
     /// Namespaces known at the last scan that `selector` covers.

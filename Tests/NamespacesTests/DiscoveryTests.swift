@@ -238,6 +238,15 @@ func unnamedNamespaceHolder() throws -> Holder {
         #expect(hits.first?.label == "alpha")
         #expect(Array(hits.first?.paths.prefix(2) ?? []) == [dir + "/alpha", dir + "/zeta"])
 
+        // The daemon's scan of the directory: the same namespace once, under its first name; the
+        // stale file is not a namespace.
+        let named = resolver.named()
+        #expect(named.count == 1)
+        #expect(named.first?.inode == ino)
+        #expect(named.first?.label == "alpha")
+        #expect(named.first?.paths == [dir + "/alpha"])
+        #expect(named.first?.isHost == false)
+
         let e = #expect(throws: NamespaceError.self) { try resolver.resolve("stale") }
         #expect(e?.kind == .notFound)
         #expect(e?.description == "no network namespace named 'stale' (\(dir)/stale exists but no namespace is mounted on it)")
