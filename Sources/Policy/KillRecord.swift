@@ -49,7 +49,7 @@ public struct KillRecord: Codable, Sendable, Equatable {
     /// One JSON object, keys sorted, written by hand (SockDiag's ByteWriter does the escaping):
     /// JSONEncoder per record costs more than the destroy itself when a kill reports 10,000 sockets.
     public var json: String {
-        var w = ByteWriter(fd: -1)
+        var w = ByteWriter(formattingInMemory: 384)
         func key(_ k: StaticString, first: Bool = false) { w.write(first ? "{\"" : ",\""); w.write(k); w.write("\":") }
         func str(_ k: StaticString, _ v: String) { key(k); w.write(jsonString: v) }
         key("action", first: true); w.write(jsonString: action)

@@ -16,6 +16,14 @@ public struct ByteWriter {
         bytes.reserveCapacity(flushThreshold + 4096)
     }
 
+    /// A writer that only formats into `bytes` (never flushed to a descriptor), starting with room
+    /// for `capacity` bytes: one JSON record or line, not a 64 KiB output buffer each time.
+    public init(formattingInMemory capacity: Int) {
+        fd = -1
+        flushThreshold = Int.max
+        bytes.reserveCapacity(capacity)
+    }
+
     @inlinable public mutating func write(_ s: String) {
         var s = s
         s.withUTF8 { bytes.append(contentsOf: $0) }

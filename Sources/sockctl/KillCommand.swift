@@ -90,7 +90,7 @@ struct Kill: ParsableCommand {
                 if e == EPERM || e == EACCES { permission += 1 }
             }
             if json {
-                var line = ByteWriter()
+                var line = ByteWriter(formattingInMemory: 512)
                 printer.write(r.socket, iface: r.interface, into: &line)
                 line.bytes.removeLast(2)  // "}\n"
                 w.write(bytes: line.bytes)

@@ -62,7 +62,7 @@ struct SocketPrinter {
     /// Grows the column widths to fit this socket's line (nothing is written).
     mutating func widen(for s: Socket, iface: String?) {
         guard !json else { return }
-        var scratch = ByteWriter(fd: -1, flushThreshold: 0)
+        var scratch = ByteWriter(formattingInMemory: 256)
         var grown: [Int]? = widths
         writeCells(s, iface: iface, into: &scratch, &grown)
         widths = grown!
