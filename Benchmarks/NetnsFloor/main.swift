@@ -1,6 +1,7 @@
 // sockctl-netns-floor: the least work a kill by filter over every network namespace needs, timed
 // without what a command pays around it (used by scripts/bench kill, netns case).
 // Usage: sockctl-netns-floor [--threads N] FILTER
+//        sockctl-netns-floor --socketkiller FILTER
 //
 // Untimed set-up: parse and compile FILTER, find every network namespace (as --all-netns does)
 // and open one NETLINK_SOCK_DIAG socket inside each (a socket keeps its namespace for life).
@@ -10,6 +11,11 @@
 // sendmsg. No process start, no namespace discovery, no setns, no probe, no output: what is left
 // is the kernel's walk of the socket table, its filter, the destroys, and reading the replies.
 // Prints one line of key=value pairs.
+//
+// With --socketkiller it times instead what a long-running agent (a CNI agent, the daemon) pays
+// for the same kill through the library: one `SocketKiller().kill` with `.all` namespaces and TCP,
+// which discovers the namespaces, probes, dumps, destroys and returns every socket's outcome. No
+// process start and no argument parsing, everything else included. Prints api_ms=... and counts.
 import Glibc
 import Kill
 import Namespaces
@@ -29,14 +35,35 @@ func fail(_ message: String) -> Never {
 
 var args = Array(CommandLine.arguments.dropFirst())
 var threads = 2
+var threadsGiven = false
 if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]), n > 0 {
     threads = n
+    threadsGiven = true
     args.removeSubrange(i...(i + 1))
 }
-guard args.count == 1 else { fail("usage: sockctl-netns-floor [--threads N] FILTER") }
+var socketKiller = false
+if let i = args.firstIndex(of: "--socketkiller") {
+    socketKiller = true
+    args.remove(at: i)
+}
+guard args.count == 1 else { fail("usage: sockctl-netns-floor [--threads N] FILTER | --socketkiller FILTER") }
 
 let filter: SocketFilter
 do { filter = try SocketFilter.parse(args[0]) } catch { fail("\(error)") }
+if socketKiller {
+    let start = monotonicNanos()
+    let report: KillReport
+    do {
+        report = try SocketKiller(parallelism: threadsGiven ? threads : NamespaceRunner.defaultParallelism)
+            .kill(KillRequest(filter: filter, protocols: [.tcp], namespaces: .all))
+    } catch {
+        fail("\(error)")
+    }
+    let ms = Double(monotonicNanos() - start) / 1e6
+    let destroyed = report.results.filter { if case .destroyed = $0.outcome { return true }; return false }.count
+    print("api_ms=\(ms) namespaces=\(report.summary.namespaces.count) matched=\(report.summary.matched) destroyed=\(destroyed)")
+    exit(0)
+}
 let t0 = monotonicNanos()
 let spaces: [NetworkNamespace]
 do { spaces = try NetworkNamespace.discoverAll() } catch { fail("\(error)") }
