@@ -1,7 +1,7 @@
 // sockctl-netns-floor: the least work a kill by filter over every network namespace needs, timed
 // without what a command pays around it (used by scripts/bench kill, netns case).
 // Usage: sockctl-netns-floor [--threads N] FILTER
-//        sockctl-netns-floor --socketkiller FILTER
+//        sockctl-netns-floor [--threads N] --socketkiller FILTER  (N: SocketKiller parallelism)
 //
 // Untimed set-up: parse and compile FILTER, find every network namespace (as --all-netns does)
 // and open one NETLINK_SOCK_DIAG socket inside each (a socket keeps its namespace for life).
@@ -46,7 +46,7 @@ if let i = args.firstIndex(of: "--socketkiller") {
     socketKiller = true
     args.remove(at: i)
 }
-guard args.count == 1 else { fail("usage: sockctl-netns-floor [--threads N] FILTER | --socketkiller FILTER") }
+guard args.count == 1 else { fail("usage: sockctl-netns-floor [--threads N] [--socketkiller] FILTER") }
 
 let filter: SocketFilter
 do { filter = try SocketFilter.parse(args[0]) } catch { fail("\(error)") }
