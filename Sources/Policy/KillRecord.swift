@@ -70,7 +70,7 @@ public struct KillRecord: Codable, Sendable, Equatable {
         str("trigger", trigger)
         key("uid"); w.write(uid)
         w.write("}")
-        return String(decoding: w.bytes, as: UTF8.self)
+        return w.string
     }
 
     /// RFC 3339 UTC time with milliseconds.

@@ -92,8 +92,8 @@ struct Kill: ParsableCommand {
             if json {
                 var line = ByteWriter(formattingInMemory: 512)
                 printer.write(r.socket, iface: r.interface, into: &line)
-                line.bytes.removeLast(2)  // "}\n"
-                w.write(bytes: line.bytes)
+                line.removeLast(2)  // "}\n"
+                w.write(contentsOf: line)
                 w.write(",\"outcome\":\""); w.write(o.name); w.write("\"")
                 if case .failed(let e, _) = o { w.write(",\"errno\":"); w.write(e) }
                 w.write("}\n")

@@ -88,22 +88,22 @@ struct SocketPrinter {
     /// fit instead (used to measure rows before printing).
     private func cell(_ w: inout ByteWriter, _ c: Column, _ grow: inout [Int]?, right: Bool = false,
                       separator: StaticString = " ", _ body: (inout ByteWriter) -> Void) {
-        let start = w.bytes.count
+        let start = w.count
         body(&w)
-        let length = w.bytes.count - start
+        let length = w.count - start
         if grow != nil {
             grow![c.rawValue] = max(grow![c.rawValue], length)
         } else {
             let pad = widths[c.rawValue] - length
             if pad > 0 {
-                if right { w.bytes.insert(contentsOf: repeatElement(UInt8(ascii: " "), count: pad), at: start) } else { w.pad(pad) }
+                if right { w.insertSpaces(pad, at: start) } else { w.pad(pad) }
             }
         }
         w.write(separator)
     }
 
     private func trimTrailingSpaces(_ w: inout ByteWriter) {
-        while w.bytes.last == UInt8(ascii: " ") { w.bytes.removeLast() }
+        w.trimTrailingSpaces()
     }
 
     /// The aligned columns of a line, up to and including the peer's port.
