@@ -34,13 +34,12 @@ func fail(_ message: String) -> Never {
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
-var threads = 2
-var threadsGiven = false
+var threadsArgument: Int?
 if let i = args.firstIndex(of: "--threads"), i + 1 < args.count, let n = Int(args[i + 1]), n > 0 {
-    threads = n
-    threadsGiven = true
+    threadsArgument = n
     args.removeSubrange(i...(i + 1))
 }
+let threads = threadsArgument ?? 2
 var socketKiller = false
 if let i = args.firstIndex(of: "--socketkiller") {
     socketKiller = true
@@ -54,7 +53,7 @@ if socketKiller {
     let start = monotonicNanos()
     let report: KillReport
     do {
-        report = try SocketKiller(parallelism: threadsGiven ? threads : NamespaceRunner.defaultParallelism)
+        report = try SocketKiller(parallelism: threadsArgument ?? NamespaceRunner.defaultParallelism)
             .kill(KillRequest(filter: filter, protocols: [.tcp], namespaces: .all))
     } catch {
         fail("\(error)")

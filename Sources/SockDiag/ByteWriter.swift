@@ -44,7 +44,7 @@ public struct ByteWriter: ~Copyable {
     @usableFromInline mutating func grow(to needed: Int) {
         let bigger = max(needed, capacity * 2)
         let fresh = UnsafeMutablePointer<UInt8>.allocate(capacity: bigger)
-        fresh.update(from: base, count: count)
+        fresh.initialize(from: base, count: count)
         base.deallocate()
         base = fresh
         capacity = bigger
@@ -70,20 +70,13 @@ public struct ByteWriter: ~Copyable {
         base[count] = byte
         _count += 1
     }
-    @inlinable public mutating func write<S: Sequence>(bytes seq: S) where S.Element == UInt8 {
-        for b in seq { write(byte: b) }
-    }
     /// Appends what `other` holds.
     public mutating func write(contentsOf other: borrowing ByteWriter) {
         write(raw: UnsafeRawBufferPointer(start: other.base, count: other.count))
     }
 
-    /// The bytes written so far (a copy).
-    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
     /// The bytes written so far as UTF-8 text.
     public var string: String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
-    /// The last byte written, if any.
-    public var last: UInt8? { count > 0 ? base[count - 1] : nil }
 
     /// Drops the last `n` bytes written.
     public mutating func removeLast(_ n: Int = 1) {

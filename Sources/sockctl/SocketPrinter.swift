@@ -47,7 +47,7 @@ struct SocketPrinter {
         cell(&w, .peerAddress, &none, right: true, separator: ":") { $0.write(Self.titles[7]) }
         cell(&w, .peerPort, &none) { $0.write(Self.titles[8]) }
         if processes { w.write("Process") }
-        trimTrailingSpaces(&w)
+        w.trimTrailingSpaces()
         w.write("\n")
     }
 
@@ -100,10 +100,6 @@ struct SocketPrinter {
             }
         }
         w.write(separator)
-    }
-
-    private func trimTrailingSpaces(_ w: inout ByteWriter) {
-        w.trimTrailingSpaces()
     }
 
     /// The aligned columns of a line, up to and including the peer's port.
@@ -161,7 +157,7 @@ struct SocketPrinter {
             writeRate(&w, " pacing_rate:", t.pacingRate)
             w.write(" min_rtt:"); writeMs(&w, t.minRTT)
         }
-        trimTrailingSpaces(&w)
+        w.trimTrailingSpaces()
         w.write("\n")
     }
 
