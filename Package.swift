@@ -31,7 +31,7 @@ let package = Package(
         // --- netlink + sock_diag ------------------------------------------------------------
         .target(name: "Netlink", dependencies: ["CLinuxUAPI"]),
         .target(name: "SockDiag", dependencies: ["Netlink", "Namespaces", "CLinuxUAPI"]),
-        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag", "CLinuxUAPI"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "SockDiag", "Namespaces", "CLinuxUAPI"]),
         // CLI-level oracle tests: run .build/debug/sockctl against ss in test namespaces.
         .testTarget(name: "ListTests", dependencies: ["sockctl", "sockctl-full", "SockDiag", "Namespaces"], exclude: ["fixture.py", "kill_fixture.py"]),
 

@@ -56,6 +56,12 @@ public enum SocketSelection {
             compiled[f] = try filter.compile(family: f, context: context)
         }
         if kinds.contains(where: { $0.isUnix }) { unixFilter = try filter.compile(family: UInt8(AF_UNIX), context: context) }
+        // Residual checks by family, nil where the kernel's bytecode decides alone: looked up per
+        // socket without a dictionary probe or a copy of the compiled filter.
+        let residual4 = compiled[UInt8(AF_INET)].flatMap { $0.exact ? nil : $0 }
+        let residual6 = compiled[UInt8(AF_INET6)].flatMap { $0.exact ? nil : $0 }
+        let residualUnix = unixFilter.flatMap { $0.exact ? nil : $0 }
+        let anyResidual = residual4 != nil || residual6 != nil || residualUnix != nil
         var ifnames: [UInt32: String]?
         for kind in kinds {
             let fams: [UInt8] = kind.isUnix ? [UInt8(AF_UNIX)] : families.filter { compiled[$0].map { !$0.matchesNothing } ?? false }
@@ -80,8 +86,7 @@ public enum SocketSelection {
             for f in fams { if let c = compiled[f] { query.bytecode[f] = c.bytecode } }
             try client.dump(query) { s in
                 if let extra, !extra(s) { return }
-                let residual = s.isUnix ? unixFilter : compiled[s.family]
-                if let r = residual, !r.exact {
+                if anyResidual, let r = s.isUnix ? residualUnix : s.family == UInt8(AF_INET) ? residual4 : residual6 {
                     // pid/comm terms are decided on the processes holding the socket, looked up first.
                     if r.needsProcesses {
                         guard let owners else { throw ProcessLookupMissing() }

@@ -164,9 +164,20 @@ public struct KillResult: Sendable {
     public var socket: Socket
     /// Name of the bound interface in the socket's namespace (nil when unbound).
     public var interface: String?
-    /// Label of the socket's network namespace (nil for `.current`).
-    public var netns: String?
+    /// Label of the socket's network namespace (nil for `.current`). The socket's own `netns`:
+    /// one copy of the label per result, not two.
+    public var netns: String? {
+        get { socket.netns }
+        set { socket.netns = newValue }
+    }
     public var outcome: KillOutcome
+
+    public init(socket: Socket, interface: String?, netns: String?, outcome: KillOutcome) {
+        self.socket = socket
+        self.interface = interface
+        self.outcome = outcome
+        if socket.netns != netns { self.socket.netns = netns }
+    }
 }
 
 /// Counts for one namespace.

@@ -96,10 +96,26 @@ public enum SocketKind: String, Sendable, Hashable, CaseIterable {
     }
 }
 
-/// `Socket.tcpInfo`'s out-of-line home (immutable; a new value gets a new one).
-final class TCPInfoStorage: Sendable {
-    let value: TCPInfo
-    init(_ value: TCPInfo) { self.value = value }
+/// The fields of a `Socket` that only some dumps fill (`-i`, `-m`, `-p`), kept out of line: a
+/// socket is copied several times on its way to the output (a kill hands each one through the
+/// destroy batch, its result and the printer), and with these inline every copy moved twice the
+/// bytes and retained two more references. Shared between copies and copied on write.
+final class SocketExtras: @unchecked Sendable {
+    var tcpInfo: TCPInfo?
+    var congestion: String?
+    var memInfo: SocketMemInfo?
+    var processes: [SocketProcess] = []
+
+    init() {}
+
+    func copy() -> SocketExtras {
+        let c = SocketExtras()
+        c.tcpInfo = tcpInfo
+        c.congestion = congestion
+        c.memInfo = memInfo
+        c.processes = processes
+        return c
+    }
 }
 
 /// A process holding a socket (pid, comm, fd): the process index's own value, shared so that a
@@ -108,6 +124,10 @@ public typealias SocketProcess = SocketOwner
 
 /// One socket from a sock_diag dump: `struct inet_diag_msg` / `struct unix_diag_msg` plus the
 /// attributes that were asked for. Values are decoded into host order.
+///
+/// Stored fields are declared small to large (Swift lays them out in declaration order) and the
+/// addresses are kept as raw bytes, so that a socket is 152 bytes with at most three references
+/// (path, netns label, extras), most of them nil.
 public struct Socket: Sendable {
     /// `AF_INET`, `AF_INET6` or `AF_UNIX`.
     public var family: UInt8
@@ -115,9 +135,13 @@ public struct Socket: Sendable {
     /// For RAW sockets: the IP protocol number the socket was opened with.
     public var rawProtocol: UInt8 = 0
     public var state: SocketState
-    public var source: InetAddress?
+    /// `idiag_timer`, `idiag_retrans`, `idiag_expires` (ms).
+    public var timer: UInt8 = 0
+    public var retransmits: UInt8 = 0
+    /// Families of `source` / `destination` (0 = none).
+    private var sourceFamily: UInt8 = 0
+    private var destinationFamily: UInt8 = 0
     public var sourcePort: UInt16 = 0
-    public var destination: InetAddress?
     public var destinationPort: UInt16 = 0
     /// `idiag_if`: the bound interface (0 = none).
     public var interfaceIndex: UInt32 = 0
@@ -127,41 +151,72 @@ public struct Socket: Sendable {
     public var inode: UInt32 = 0
     public var receiveQueue: UInt32 = 0
     public var sendQueue: UInt32 = 0
-    /// `idiag_timer`, `idiag_retrans`, `idiag_expires` (ms).
-    public var timer: UInt8 = 0
-    public var retransmits: UInt8 = 0
     public var timerExpiresMs: UInt32 = 0
+    /// `INET_DIAG_SHUTDOWN`: bit 0 = no more receives, bit 1 = no more sends.
+    public var shutdown: UInt8?
     /// `INET_DIAG_MARK` (needs CAP_NET_ADMIN).
     public var mark: UInt32?
     /// `INET_DIAG_CGROUP_ID`: the cgroup v2 id (the cgroup directory's inode).
     public var cgroupID: UInt64?
-    /// `INET_DIAG_SHUTDOWN`: bit 0 = no more receives, bit 1 = no more sends.
-    public var shutdown: UInt8?
-    /// `INET_DIAG_CONG`: congestion control algorithm name.
-    public var congestion: String?
-    /// `INET_DIAG_INFO`: `struct tcp_info`. Kept out of line: it is larger than all the other
-    /// fields together and most dumps do not ask for it, and sockets are copied on their way to
-    /// the output (a kill hands each one through several buffers).
-    public var tcpInfo: TCPInfo? {
-        get { tcpInfoStorage?.value }
-        set { tcpInfoStorage = newValue.map(TCPInfoStorage.init) }
-    }
-    private var tcpInfoStorage: TCPInfoStorage?
-    /// `INET_DIAG_SKMEMINFO` / `UNIX_DIAG_MEMINFO`.
-    public var memInfo: SocketMemInfo?
-    /// Unix sockets: bound path (`@name` for the abstract namespace), the peer's inode,
-    /// and for listeners the accept queue (`UNIX_DIAG_RQLEN`).
-    public var path: String?
+    private var sourceBytes: (UInt64, UInt64) = (0, 0)
+    private var destinationBytes: (UInt64, UInt64) = (0, 0)
+    /// Unix sockets: the peer's inode.
     public var peerInode: UInt32?
+    /// Unix sockets: bound path (`@name` for the abstract namespace).
+    public var path: String?
     /// Label of the network namespace the socket was dumped from (set by the caller).
     public var netns: String?
-    /// Filled by a process lookup (`-p`).
-    public var processes: [SocketProcess] = []
+    private var extras: SocketExtras?
 
     public init(family: UInt8, kind: SocketKind, state: SocketState) {
         self.family = family
         self.kind = kind
         self.state = state
+    }
+
+    public var source: InetAddress? {
+        get { sourceFamily == 0 ? nil : InetAddress(family: sourceFamily, bytes: sourceBytes) }
+        set {
+            sourceFamily = newValue?.family ?? 0
+            sourceBytes = newValue?.bytes ?? (0, 0)
+        }
+    }
+
+    public var destination: InetAddress? {
+        get { destinationFamily == 0 ? nil : InetAddress(family: destinationFamily, bytes: destinationBytes) }
+        set {
+            destinationFamily = newValue?.family ?? 0
+            destinationBytes = newValue?.bytes ?? (0, 0)
+        }
+    }
+
+    /// The extras for writing: made when first needed, copied when another socket shares them.
+    private mutating func writableExtras() -> SocketExtras {
+        if let e = extras, isKnownUniquelyReferenced(&extras) { return e }
+        let e = extras?.copy() ?? SocketExtras()
+        extras = e
+        return e
+    }
+
+    /// `INET_DIAG_INFO`: `struct tcp_info`.
+    public var tcpInfo: TCPInfo? {
+        get { extras?.tcpInfo }
+        set { if newValue != nil || extras != nil { writableExtras().tcpInfo = newValue } }
+    }
+    /// `INET_DIAG_CONG`: congestion control algorithm name.
+    public var congestion: String? {
+        get { extras?.congestion }
+        set { if newValue != nil || extras != nil { writableExtras().congestion = newValue } }
+    }
+    /// `INET_DIAG_SKMEMINFO` / `UNIX_DIAG_MEMINFO`.
+    public var memInfo: SocketMemInfo? {
+        get { extras?.memInfo }
+        set { if newValue != nil || extras != nil { writableExtras().memInfo = newValue } }
+    }
+    /// Filled by a process lookup (`-p`).
+    public var processes: [SocketProcess] {
+        get { extras?.processes ?? [] }
+        set { if !newValue.isEmpty || extras != nil { writableExtras().processes = newValue } }
     }
 
     public var isUnix: Bool { family == UInt8(AF_UNIX) }
