@@ -23,7 +23,7 @@ struct SocketSelectors: ParsableArguments {
     var all = false
     @Flag(name: [.short, .customLong("listening")], help: "Only listening (and unconnected datagram) sockets.")
     var listening = false
-    @Option(name: .customLong("netns"), help: ArgumentHelp("Network namespace by name (/run/netns), path, or PID; repeatable.", valueName: "NAME|PATH|PID"))
+    @Option(name: [.customShort("N"), .customLong("netns")], help: ArgumentHelp("Network namespace by name (/run/netns), path, or PID; repeatable (-N as in ss).", valueName: "NAME|PATH|PID"))
     var netns: [String] = []
     @Flag(name: .customLong("all-netns"), help: "Every network namespace on the host, named or not.")
     var allNetns = false

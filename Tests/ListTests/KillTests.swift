@@ -66,8 +66,12 @@ import Testing
                 #expect(after[name] == "ok", "\(name) was hit: \(after[name] ?? "-")")
             }
         }
-        // The killed TCP sockets are gone from the namespace (a destroyed UDP socket stays, disconnected).
-        let left = try jsonLines(sh([sockctlBinary, "list", "--netns", ns.name, "-tuaH", "--json"]).out)
+        // The killed TCP sockets are gone from the namespace (a destroyed UDP socket stays, disconnected);
+        // listed with -N, the short form ss users type.
+        let listed = sh([sockctlBinary, "list", "-N", ns.name, "-tuaH", "--json"])
+        #expect(listed.status == 0)
+        let left = try jsonLines(listed.out)
+        #expect(left.contains { $0["sport"] as? Int == 7102 }, "the bystanders are listed")
         let gone = Set(killed.filter { $0["protocol"] as? String == "tcp" }.compactMap { $0["cookie"] as? Int })
         #expect(gone.count == 2)
         #expect(left.allSatisfy { !gone.contains($0["cookie"] as? Int ?? -1) })
