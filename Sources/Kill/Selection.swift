@@ -42,25 +42,19 @@ public enum SocketSelection {
     /// namespace. `states` is used for a kind when the filter names no state. `tcpInOneWalk`: TCP
     /// sockets of both families from one walk of the kernel's tables (DumpQuery.tcpInOneWalk).
     /// `client`: dump on this session (made in the same namespace) instead of a new one.
+    /// `compiler`: shares one compilation of the filter between the namespaces of one kill or
+    /// listing, when the filter compiles alike in every namespace.
     public static func collect(kinds: [SocketKind], families: [UInt8], filter: SocketFilter,
                                states: (SocketKind) -> UInt32, extensions: InetDiagExtensions,
                                label: String?, owners: ((UInt32) throws -> [SocketProcess])? = nil,
                                extra: ((Socket) -> Bool)? = nil, tcpInOneWalk: Bool = false,
-                               client: SockDiagClient? = nil,
+                               client: SockDiagClient? = nil, compiler: SelectionCompiler? = nil,
                                _ body: (Socket, String?) throws -> Void) throws {
         let client = try client ?? SockDiagClient()
-        let context = FilterContext.system(for: filter)
-        var compiled: [UInt8: CompiledFilter] = [:]
-        var unixFilter: CompiledFilter?
-        for f in families where filter.families?.contains(f) ?? true {
-            compiled[f] = try filter.compile(family: f, context: context)
-        }
-        if kinds.contains(where: { $0.isUnix }) { unixFilter = try filter.compile(family: UInt8(AF_UNIX), context: context) }
-        // Residual checks by family, nil where the kernel's bytecode decides alone: looked up per
-        // socket without a dictionary probe or a copy of the compiled filter.
-        let residual4 = compiled[UInt8(AF_INET)].flatMap { $0.exact ? nil : $0 }
-        let residual6 = compiled[UInt8(AF_INET6)].flatMap { $0.exact ? nil : $0 }
-        let residualUnix = unixFilter.flatMap { $0.exact ? nil : $0 }
+        let c = try compiler?.get(filter: filter, kinds: kinds, families: families)
+            ?? CompiledSelection(filter: filter, kinds: kinds, families: families)
+        let compiled = c.compiled, unixFilter = c.unixFilter
+        let residual4 = c.residual4, residual6 = c.residual6, residualUnix = c.residualUnix
         let anyResidual = residual4 != nil || residual6 != nil || residualUnix != nil
         var ifnames: [UInt32: String]?
         for kind in kinds {
@@ -102,6 +96,52 @@ public enum SocketSelection {
                 }
                 try body(s, iface)
             }
+        }
+    }
+}
+
+/// A filter compiled for the families and kinds of one selection, with the residual checks by
+/// family (nil where the kernel's bytecode decides alone, so that the per-socket path neither probes
+/// a dictionary nor copies a compiled filter).
+struct CompiledSelection {
+    var compiled: [UInt8: CompiledFilter] = [:]
+    var unixFilter: CompiledFilter?
+    var residual4: CompiledFilter?
+    var residual6: CompiledFilter?
+    var residualUnix: CompiledFilter?
+
+    /// Compiles in the calling thread's namespace (device names, `ip_local_port_range`).
+    init(filter: SocketFilter, kinds: [SocketKind], families: [UInt8]) throws {
+        let context = FilterContext.system(for: filter)
+        let possible = filter.families
+        for f in families where possible?.contains(f) ?? true {
+            compiled[f] = try filter.compile(family: f, context: context)
+        }
+        if kinds.contains(where: { $0.isUnix }) { unixFilter = try filter.compile(family: UInt8(AF_UNIX), context: context) }
+        residual4 = compiled[UInt8(AF_INET)].flatMap { $0.exact ? nil : $0 }
+        residual6 = compiled[UInt8(AF_INET6)].flatMap { $0.exact ? nil : $0 }
+        residualUnix = unixFilter.flatMap { $0.exact ? nil : $0 }
+    }
+}
+
+/// One compilation of a selection's filter shared by every namespace it runs in (a kill or listing
+/// over hundreds of namespaces compiled the same filter hundreds of times). Used with one filter,
+/// kinds and families only; a filter that compiles differently per namespace is compiled each time.
+public final class SelectionCompiler: @unchecked Sendable {
+    private let lock = POSIXMutex()
+    private var done: CompiledSelection?
+
+    public init() {}
+
+    func get(filter: SocketFilter, kinds: [SocketKind], families: [UInt8]) throws -> CompiledSelection {
+        guard filter.compilesAlikeInEveryNamespace else {
+            return try CompiledSelection(filter: filter, kinds: kinds, families: families)
+        }
+        return try lock.withLock {
+            if let done { return done }
+            let c = try CompiledSelection(filter: filter, kinds: kinds, families: families)
+            done = c
+            return c
         }
     }
 }

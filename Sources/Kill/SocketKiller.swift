@@ -525,6 +525,8 @@ struct NetlinkPlan: @unchecked Sendable {
     let kinds: [SocketKind]
     let batchSize: Int
     let lookup: ProcessLookup?
+    /// The filter compiled once for all namespaces of this kill (when it compiles alike in each).
+    let compiler = SelectionCompiler()
 
     func with(kinds: [SocketKind]) -> NetlinkPlan {
         NetlinkPlan(request: request, kinds: kinds, batchSize: batchSize, lookup: lookup)
@@ -550,7 +552,8 @@ struct NetlinkPlan: @unchecked Sendable {
     func select(label: String?) throws -> [(Socket, String?)] {
         var found: [(Socket, String?)] = []
         try SocketSelection.collect(kinds: kinds, families: request.families, filter: request.filter, states: states,
-                                    extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true) { found.append(($0, $1)) }
+                                    extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true,
+                                    compiler: compiler) { found.append(($0, $1)) }
         return found
     }
 
@@ -622,7 +625,7 @@ struct NetlinkPlan: @unchecked Sendable {
         do {
             try SocketSelection.collect(kinds: kinds, families: request.families, filter: request.filter, states: states,
                                         extensions: [], label: label, owners: owners, extra: extra, tcpInOneWalk: true,
-                                        client: client) { s, iface in
+                                        client: client, compiler: compiler) { s, iface in
                 pending.append((s, iface))
                 if pending.count >= batchSize { try flush(last: false) }
             }

@@ -156,6 +156,19 @@ public struct SocketFilter: Sendable, CustomStringConvertible {
     /// The expression reads `socket.processes` (pid, comm): fill them before `matches`.
     public var needsProcesses: Bool { expression?.anyTerm { $0.needsProcesses } ?? false }
 
+    /// True when `compile` gives the same result in every network namespace: no `dev NAME` (the
+    /// name is resolved in the namespace) and no `autobound` (it reads the namespace's
+    /// `ip_local_port_range`). Cgroup paths resolve through the mount namespace, which a thread
+    /// entering a network namespace keeps.
+    public var compilesAlikeInEveryNamespace: Bool {
+        !(expression?.anyTerm { t in
+            switch t {
+            case .device(_, nil), .autobound: return true
+            default: return false
+            }
+        } ?? false)
+    }
+
     /// Families (`AF_INET`, `AF_INET6`, `AF_UNIX`) some socket of which could match; nil = all.
     public var families: Set<UInt8>? {
         guard let e = expression else { return nil }

@@ -123,12 +123,13 @@ struct SocketQuery {
         defer { releaseWindow(); try? w.flush() }
         if let spaces {
             typealias Batch = [(Socket, String?)]
+            let compiler = SelectionCompiler()
             // A few batches in flight per namespace: enough to overlap dump and print, flat memory however many sockets.
             try NamespaceRunner.stream(spaces, bufferLimit: 8, produce: { (ns: NetworkNamespace, push: (Batch) throws -> Void) in
                 var batch: Batch = []
                 batch.reserveCapacity(256)
                 try SocketSelection.collect(kinds: kinds, families: families, filter: filter, states: sel.defaultStates(for:),
-                                        extensions: ext, label: ns.label, owners: owners) { s, iface in
+                                        extensions: ext, label: ns.label, owners: owners, compiler: compiler) { s, iface in
                     batch.append((s, iface))
                     if batch.count == 256 { try push(batch); batch.removeAll(keepingCapacity: true) }
                 }

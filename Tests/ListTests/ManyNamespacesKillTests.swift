@@ -47,4 +47,38 @@ import Testing
         #expect(one.status == 0)
         #expect(one.stdout.hasSuffix("1 sockets matched; netns \(spaces[0].name): 1 destroyed; nothing matched in 19 other namespaces\n"), "\(one.stdout)")
     }
+
+    /// A filter is compiled once for all namespaces only when it compiles alike in each: `dev NAME`
+    /// is resolved per namespace, where the same name has another interface index.
+    @Test func deviceNamesResolveInEachNamespace() throws {
+        let spaces = try (0..<2).map { _ in try TestNamespace("kill-dev") }
+        defer { spaces.forEach { $0.remove() } }
+        // In the first namespace d0 comes after another interface, so its index differs.
+        try runChecked(["ip", "-n", spaces[0].name, "link", "add", "pad0", "type", "veth", "peer", "name", "pad1"])
+        for ns in spaces { try runChecked(["ip", "-n", ns.name, "link", "add", "d0", "type", "veth", "peer", "name", "d0p"]) }
+        let index = spaces.map { ns in ns.exec(["cat", "/sys/class/net/d0/ifindex"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(index[0] != index[1])
+        let holder = """
+        import socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'd0'); s.bind(('0.0.0.0', 7701))
+        t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); t.bind(('0.0.0.0', 7702))
+        print('READY', flush=True); sys.stdin.read()
+        """
+        let holders = try spaces.map { try Holder(["ip", "netns", "exec", $0.name, "python3", "-c", holder]) }
+        defer { _ = holders }
+        let args = spaces.flatMap { ["-N", $0.name] }
+
+        let listed = sh([sockctlBinary, "list", "--json", "-H", "-u", "-a"] + args + ["dev d0"])
+        #expect(listed.status == 0)
+        let found = try jsonLines(listed.out)
+        #expect(found.map { $0["netns"] as? String } == spaces.map(\.name), "\(listed.out)")
+        #expect(found.allSatisfy { $0["sport"] as? Int == 7701 && $0["iface"] as? String == "d0" })
+
+        let dry = sh([sockctlBinary, "kill", "--dry-run", "--json", "-u"] + args + ["dev d0"])
+        #expect(dry.status == 0)
+        let would = try jsonLines(dry.out)
+        #expect(would.map { $0["netns"] as? String } == spaces.map(\.name), "\(dry.out)")
+        #expect(would.allSatisfy { $0["sport"] as? Int == 7701 && $0["outcome"] as? String == "would-destroy" })
+    }
 }
