@@ -98,8 +98,9 @@ public enum SocketKind: String, Sendable, Hashable, CaseIterable {
 
 /// The fields of a `Socket` that only some dumps fill (`-i`, `-m`, `-p`), kept out of line: a
 /// socket is copied several times on its way to the output (a kill hands each one through the
-/// destroy batch, its result and the printer), and with these inline every copy moved twice the
-/// bytes and retained two more references. Shared between copies and copied on write.
+/// destroy batch, its result and the printer), and with these inline a socket took 240 bytes
+/// instead of 152 and every copy retained two more references. Shared between copies and copied
+/// on write: it is mutated only while one socket holds it, which is what makes it Sendable.
 final class SocketExtras: @unchecked Sendable {
     var tcpInfo: TCPInfo?
     var congestion: String?
