@@ -19,6 +19,9 @@ struct Engine: @unchecked Sendable {
     /// Select and destroy in one go (or a dry run).
     var run: (String?, Emit) throws -> Void
     var clauseCount = 0
+    /// How destroying was already probed while this engine was chosen (then `probe` does nothing
+    /// more), for `KillSummary.probe`; nil when `probe` does the probing.
+    var probedWhenChosen: String?
 
     init(probe: @escaping (String?) throws -> Void, select: @escaping (String?) throws -> Found,
          destroy: @escaping (Found, String?, Emit) throws -> Void, run: @escaping (String?, Emit) throws -> Void) {
@@ -251,6 +254,10 @@ extension SocketKiller {
                 if let rawPlan { try rawPlan.selectAndDestroy(label: label, emit) }
             })
         engine.clauseCount = spec?.clauses.count ?? 0
+        if probedAlready {
+            engine.probedWhenChosen = "bpf_sock_destroy on one socket of our own in "
+                + (spaces?.first.map { "netns \($0.label)" } ?? "this namespace") + ", as the backend was chosen"
+        }
         return .success(engine)
     }
 }

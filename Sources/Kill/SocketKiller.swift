@@ -338,7 +338,7 @@ public final class SocketKiller: Sendable {
 
         guard let spaces else {
             if !request.dryRun { try engine.probe(nil) }
-            summary.probe = request.dryRun ? "none (dry run)" : "one socket of our own destroyed in this namespace"
+            summary.probe = request.dryRun ? "none (dry run)" : engine.probedWhenChosen ?? "one socket of our own destroyed in this namespace"
             var ns = NamespaceKillSummary(netns: nil)
             if let max = request.max {
                 let found = try engine.select(nil)
@@ -358,6 +358,9 @@ public final class SocketKiller: Sendable {
         if request.dryRun {
             usable = spaces
             summary.probe = "none (dry run)"
+        } else if let note = engine.probedWhenChosen {
+            usable = spaces
+            summary.probe = note
         } else if NetworkNamespace.callerHasNetAdminEverywhere() {
             // Root in the initial user namespace: the permission holds in every namespace, and
             // destroy support is the kernel's, so one probe in our own namespace answers for all

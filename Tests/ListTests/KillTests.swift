@@ -97,5 +97,11 @@ import Testing
         let untranslatable = try stderr(["--backend", "bpf", "dport = :7101 and fwmark 0x1"])
         #expect(untranslatable.0 == 2 && untranslatable.1.contains("fwmark"), "\(untranslatable.1)")
         #expect(try fx.probe().values.allSatisfy { $0 == "ok" })
+        // A real kill says which probe ran: forced BPF probes the kfunc in the target namespace as
+        // the backend is chosen; netlink, as root, destroys one socket in sockctl's own namespace.
+        let bpf = runCommand([sockctlBinary, "kill", "-N", ns.name, "-v", "--backend", "bpf", "-t", "dport = :7101 and src 127.0.0.1"])
+        #expect(bpf.status == 0 && bpf.stderr.contains("destroy probe: bpf_sock_destroy on one socket of our own in netns \(ns.name)"), "\(bpf.stderr)")
+        let netlink = runCommand([sockctlBinary, "kill", "-N", ns.name, "-v", "--backend", "netlink", "-t", "dport = :7101"])
+        #expect(netlink.status == 0 && netlink.stderr.contains("destroy probe: one socket of our own destroyed in sockctl's namespace"), "\(netlink.stderr)")
     }
 }
