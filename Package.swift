@@ -2,9 +2,6 @@
 // sockctl: see, kill, hand off and fingerprint live Linux sockets.
 // Each library target is one folder under Sources/ (see ../shared/DESIGN.md for the map).
 import PackageDescription
-#if canImport(Glibc)
-import Glibc
-#endif
 
 let package = Package(
     name: "sockctl",
@@ -228,25 +225,23 @@ if Context.environment["SOCKCTL_BENCHMARKS"] == "1" {
 // - The toolchain's static-stdlib link line exports every symbol of the executable
 //   (-export-dynamic); they take that back (sockctl: 4,095 dynamic symbols -> 394, which the loader
 //   no longer searches when it binds libc). 0.1 ms of each start-up, measured over 300 runs.
-// - libstdc++ (which the Swift runtime needs) is linked statically too. The link line names
+// - libstdc++ (which the Swift runtime needs) can be linked statically too. The link line names
 //   `-lstdc++` before any flag a package can add, so it cannot be switched with -Bstatic; instead
-//   Linker/static-libstdc++ goes on the library search path, and the linker searches it before
-//   the compiler's own directory. It holds only `libstdc++.a`, a symlink to GCC 12's archive
-//   (Debian 12, this project's machine), so `-lstdc++` finds the archive there. Where that
-//   archive does not exist the directory is left off the search path and the link is as before
-//   (a dangling symlink would fail it). Loading libstdc++.so.6 and binding its symbols took 0.75 ms of each
-//   start-up: `sockctl list -t 'dport = :1'` 4.2 -> 3.5 ms (300 interleaved runs).
+//   .build/static-libstdc++ is on their library search path, ahead of the compiler's own
+//   directory, and `scripts/static-libstdcxx` (which scripts/bench runs) puts a link to the
+//   toolchain's libstdc++.a there, so that `-lstdc++` finds the archive. Without it (the
+//   directory does not exist) the link is as before. Loading libstdc++.so.6 and binding its
+//   symbols took 0.75 ms of each start-up: `sockctl list -t 'dport = :1'` 4.2 -> 3.5 ms (300
+//   interleaved runs).
 // sockctl-full, a long-running daemon and supervisor for the most part, keeps the default link.
 let staticallyLinked: Set<String> = ["sockctl", "sockctl-full", "sockctl-bpf-floor", "sockctl-netns-floor"]
 let startedPerCommand: Set<String> = ["sockctl", "sockctl-bpf-floor", "sockctl-netns-floor"]
-let packageDirectory = String(#filePath.dropLast("Package.swift".count))
-let staticLibstdcxx = packageDirectory + "Linker/static-libstdc++"
-let staticLibstdcxxFound = access(staticLibstdcxx + "/libstdc++.a", R_OK) == 0
+let staticLibstdcxx = String(#filePath.dropLast("Package.swift".count)) + ".build/static-libstdc++"
 for target in package.targets where staticallyLinked.contains(target.name) {
     let staticStdlib = BuildSettingCondition.when(platforms: [.linux], configuration: .release)
     var extra = target.name == "sockctl" ? ["-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"] : []
     if startedPerCommand.contains(target.name) {
-        extra += ["-Xlinker", "--no-export-dynamic"] + (staticLibstdcxxFound ? ["-L" + staticLibstdcxx] : [])
+        extra += ["-Xlinker", "--no-export-dynamic", "-L" + staticLibstdcxx]
     }
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-static-stdlib"], staticStdlib)]
     target.linkerSettings = (target.linkerSettings ?? []) + [.unsafeFlags(["-static-stdlib"] + extra, staticStdlib)]
