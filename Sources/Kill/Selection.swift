@@ -51,15 +51,12 @@ public enum SocketSelection {
                                client: SockDiagClient? = nil, compiler: SelectionCompiler? = nil,
                                _ body: (Socket, String?) throws -> Void) throws {
         let client = try client ?? SockDiagClient()
-        let c = try compiler?.get(filter: filter, kinds: kinds, families: families)
+        let selection = try compiler?.get(filter: filter, kinds: kinds, families: families)
             ?? CompiledSelection(filter: filter, kinds: kinds, families: families)
-        let compiled = c.compiled, unixFilter = c.unixFilter
-        let residual4 = c.residual4, residual6 = c.residual6, residualUnix = c.residualUnix
-        let anyResidual = residual4 != nil || residual6 != nil || residualUnix != nil
         var ifnames: [UInt32: String]?
         for kind in kinds {
-            let fams: [UInt8] = kind.isUnix ? [UInt8(AF_UNIX)] : families.filter { compiled[$0].map { !$0.matchesNothing } ?? false }
-            if kind.isUnix, unixFilter?.matchesNothing ?? true { continue }
+            let fams: [UInt8] = kind.isUnix ? [UInt8(AF_UNIX)] : families.filter { selection.compiled[$0].map { !$0.matchesNothing } ?? false }
+            if kind.isUnix, selection.unixFilter?.matchesNothing ?? true { continue }
             var mask = kernelStateMask(filter.stateMask ?? states(kind))
             // No listener can match (e.g. a dst or dport term): the kernel then skips its walk of
             // the host-wide listening hash, once per namespace.
@@ -77,10 +74,10 @@ public enum SocketSelection {
                 query.tcpSourcePort = filter.requiredPort(.source) ?? 0
                 query.tcpDestinationPort = filter.requiredPort(.destination) ?? 0
             }
-            for f in fams { if let c = compiled[f] { query.bytecode[f] = c.bytecode } }
+            for f in fams { if let c = selection.compiled[f] { query.bytecode[f] = c.bytecode } }
             try client.dump(query) { s in
                 if let extra, !extra(s) { return }
-                if anyResidual, let r = s.isUnix ? residualUnix : s.family == UInt8(AF_INET) ? residual4 : residual6 {
+                if let r = selection.residual(for: s) {
                     // pid/comm terms are decided on the processes holding the socket, looked up first.
                     if r.needsProcesses {
                         guard let owners else { throw ProcessLookupMissing() }
@@ -109,6 +106,9 @@ struct CompiledSelection {
     var residual4: CompiledFilter?
     var residual6: CompiledFilter?
     var residualUnix: CompiledFilter?
+    /// Whether any family has a residual at all (most filters: none, and the per-socket check
+    /// ends here).
+    var anyResidual = false
 
     /// Compiles in the calling thread's namespace (device names, `ip_local_port_range`).
     init(filter: SocketFilter, kinds: [SocketKind], families: [UInt8]) throws {
@@ -121,6 +121,14 @@ struct CompiledSelection {
         residual4 = compiled[UInt8(AF_INET)].flatMap { $0.exact ? nil : $0 }
         residual6 = compiled[UInt8(AF_INET6)].flatMap { $0.exact ? nil : $0 }
         residualUnix = unixFilter.flatMap { $0.exact ? nil : $0 }
+        anyResidual = residual4 != nil || residual6 != nil || residualUnix != nil
+    }
+
+    /// The userspace check `s` still needs after the kernel's bytecode, nil when none.
+    @inline(__always)
+    func residual(for s: Socket) -> CompiledFilter? {
+        guard anyResidual else { return nil }
+        return s.isUnix ? residualUnix : s.family == UInt8(AF_INET) ? residual4 : residual6
     }
 }
 
